@@ -1,0 +1,376 @@
+"""Streaming rate estimation: spike trains in, a rate matrix out, in time chunks.
+
+A recording of any length flows through here in blocks of time steps: events
+are binned (or dense rows read) one chunk at a time, the estimator carries its
+state across chunk edges, and every finished block of rates is appended to a
+writer. Peak memory is a few arrays of ``chunk x n_units`` values plus the
+spike times, whatever the recording's length. The whole-array estimators
+(:func:`spikerates.estimators.rates_kernel`,
+:func:`spikerates.estimators.rates_isi`) run the same filter and interpolator,
+so streamed and in-memory results agree to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import numpy as np
+
+from spikerates.errors import ParameterError
+from spikerates.estimators import IsiRates, KernelFilter, validate_grid
+from spikerates.spiketrains import (
+    DenseSpikes,
+    Grid,
+    SpikeTrains,
+    bin_spikes,
+    count_outside,
+    snap_to_grid,
+)
+
+__all__ = ["MAX_CHUNK_VALUES", "estimate_rates"]
+
+#: Upper bound on the values (rows x units) of one chunk: 2**22 float64 values
+#: are 32 MiB, so the handful of chunk-sized temporaries stays far below the
+#: memory of a laptop even for hundreds of units at a fine ``dt``.
+MAX_CHUNK_VALUES = 1 << 22
+
+METHODS = ("kernel", "isi")
+
+
+class MatrixWriter(Protocol):
+    """What :func:`estimate_rates` needs from a writer (see ``spikerates.io``)."""
+
+    def append(self, t_chunk: np.ndarray, values: np.ndarray) -> None: ...
+
+
+WriterFactory = Callable[
+    [int, np.ndarray, dict[str, Any]], AbstractContextManager[MatrixWriter]
+]
+
+
+def estimate_rates(
+    source: SpikeTrains | DenseSpikes,
+    writer_factory: WriterFactory,
+    *,
+    method: str = "kernel",
+    kind: str = "gauss",
+    tau: float = 0.04,
+    normalize: bool = False,
+    causal: bool = False,
+    midpoint: bool = False,
+    interp: str = "zero",
+    dt: float | None = None,
+    t_start: float | None = None,
+    t_stop: float | None = None,
+    chunk_duration: float = 60.0,
+    dtype: np.dtype | type | str = np.float64,
+    progress: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Estimate firing rates chunk by chunk and stream them to a writer.
+
+    Parameters
+    ----------
+    source : SpikeTrains or DenseSpikes
+        Spike times per unit, or a dense (possibly lazily read HDF5) matrix.
+    writer_factory : callable
+        ``writer_factory(n_rows, unit_ids, attrs)`` returning a context
+        manager whose value has ``append(t_chunk (L,), values (L, N))``, e.g.
+        a ``functools.partial`` of :func:`spikerates.io.open_matrix_writer`.
+        ``attrs`` names the estimator, its parameters, ``dt``, the units
+        (``"Hz"``) and the source.
+    method : {"kernel", "isi"}
+        Kernel smoothing or inverse inter-spike intervals.
+    kind, tau, normalize, causal
+        Kernel estimator parameters (``tau`` in seconds); see
+        :class:`spikerates.estimators.KernelFilter`.
+    midpoint, interp
+        ISI estimator parameters; see :class:`spikerates.estimators.IsiRates`.
+    dt : float, optional
+        Bin width in seconds. Required for spike-time input; for dense input
+        it must agree with the spacing of ``t`` (rtol 1e-6).
+    t_start, t_stop : float, optional
+        Time window in seconds: the grid is ``t_start + (k + 1) * dt`` up to
+        the last grid time ``t_stop``. Defaults follow the grid rule of the
+        specification for events, and the whole ``t`` for dense input.
+        Spikes outside the window are left out and counted.
+    chunk_duration : float
+        Longest stretch of time, in seconds, processed at once. Chunks are
+        also kept below :data:`MAX_CHUNK_VALUES` values so memory stays
+        bounded for many units.
+    dtype : {float64, float32}
+        Data type of the written rates; the computation is float64.
+    progress : callable, optional
+        Called with the number of time steps completed by each chunk (an
+        increment, as ``tqdm.update`` expects); the increments add up to
+        ``n_steps``.
+
+    Returns
+    -------
+    dict
+        ``n_steps``, ``n_units``, ``dt`` (s), ``t_start`` (s, the time
+        before the first grid time), ``t_stop`` (s, the last grid time) and
+        ``n_outside`` (spikes left out by the window).
+    """
+    if method not in METHODS:
+        raise ParameterError("method", f"must be one of {METHODS}, got {method!r}")
+    if not np.isfinite(chunk_duration) or chunk_duration <= 0:
+        raise ParameterError(
+            "chunk_duration", f"must be > 0 seconds, got {chunk_duration}"
+        )
+    out_dtype = np.dtype(dtype)
+    if out_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ParameterError("dtype", f"must be float32 or float64, got {out_dtype}")
+
+    if isinstance(source, DenseSpikes):
+        plan = _DensePlan(source, dt=dt, t_start=t_start, t_stop=t_stop)
+    elif isinstance(source, SpikeTrains):
+        plan = _EventsPlan(source, dt=dt, t_start=t_start, t_stop=t_stop)
+    else:
+        raise TypeError(
+            f"source must be SpikeTrains or DenseSpikes, got {type(source).__name__}"
+        )
+
+    n_steps, n_units = plan.n_steps, plan.n_units
+    chunk_steps = _chunk_steps(chunk_duration, plan.dt, n_units)
+    attrs = _attrs(
+        source,
+        plan,
+        method=method,
+        kind=kind,
+        tau=tau,
+        normalize=normalize,
+        causal=causal,
+        midpoint=midpoint,
+        interp=interp,
+    )
+    if method == "kernel":
+        # Build the filter first: bad kernel parameters fail before any output.
+        rate_filter = KernelFilter(
+            kind, tau, plan.dt, n_units, normalize=normalize, causal=causal
+        )
+    else:
+        isi = IsiRates(
+            plan.spike_times_on_grid(chunk_steps),
+            plan.first_time,
+            plan.last_time,
+            midpoint=midpoint,
+            interp=interp,
+        )
+
+    with writer_factory(n_steps, plan.unit_ids, attrs) as writer:
+
+        def emit(rows: np.ndarray, n_done: int) -> int:
+            n = rows.shape[0]
+            if n:
+                writer.append(
+                    plan.times(n_done, n_done + n), rows.astype(out_dtype, copy=False)
+                )
+            return n_done + n
+
+        n_written = 0
+        if method == "kernel":
+            for k0, k1, amplitude in plan.amplitude_chunks(chunk_steps):
+                n_written = emit(rate_filter.process(amplitude), n_written)
+                if progress is not None:
+                    progress(k1 - k0)
+            n_written = emit(np.asarray(rate_filter.finish()), n_written)
+        else:
+            for k0 in range(0, n_steps, chunk_steps):
+                k1 = min(k0 + chunk_steps, n_steps)
+                n_written = emit(isi.evaluate(plan.times(k0, k1)), n_written)
+                if progress is not None:
+                    progress(k1 - k0)
+        if n_written != n_steps:
+            raise RuntimeError(
+                f"the rate estimator produced {n_written} rows for {n_steps} steps"
+            )
+
+    return {
+        "n_steps": n_steps,
+        "n_units": n_units,
+        "dt": plan.dt,
+        "t_start": plan.t_start,
+        "t_stop": plan.t_stop,
+        "n_outside": plan.n_outside,
+    }
+
+
+def _chunk_steps(chunk_duration: float, dt: float, n_units: int) -> int:
+    """Time steps per chunk: ``chunk_duration`` capped by the value budget."""
+    steps = max(1, int(round(chunk_duration / dt)))
+    return max(1, min(steps, MAX_CHUNK_VALUES // max(1, n_units)))
+
+
+def _attrs(source, plan, *, method, kind, tau, normalize, causal, midpoint, interp):
+    """Output attributes: estimator, its parameters, units and provenance."""
+    attrs: dict[str, Any] = {"estimator": method}
+    if method == "kernel":
+        attrs.update(kind=kind, tau=float(tau), normalize=normalize, causal=causal)
+    else:
+        attrs.update(midpoint=midpoint, interp=interp)
+    attrs.update(
+        dt=float(plan.dt),
+        t_start=float(plan.t_start),
+        t_stop=float(plan.t_stop),
+        units="Hz",
+        source=source.source or "",
+    )
+    return attrs
+
+
+class _EventsPlan:
+    """Spike times per unit put on a grid (SPEC section 4), read by chunks."""
+
+    def __init__(
+        self,
+        trains: SpikeTrains,
+        *,
+        dt: float | None,
+        t_start: float | None,
+        t_stop: float | None,
+    ) -> None:
+        if dt is None:
+            raise ParameterError(
+                "dt", "a bin width in seconds is required to put spike times on a grid"
+            )
+        if not np.isfinite(dt) or dt <= 0:
+            raise ParameterError("dt", f"must be > 0 seconds, got {dt}")
+        self.trains = trains
+        self.spike_times = [np.asarray(s, dtype=np.float64) for s in trains.spike_times]
+        self.grid: Grid = trains.grid(dt, t_start=t_start, t_stop=t_stop)
+        self.dt = float(self.grid.dt)
+        self.n_steps = int(self.grid.n_steps)
+        self.n_units = len(self.spike_times)
+        self.unit_ids = np.asarray(trains.unit_ids)
+        self.t_start = float(self.grid.t_start)
+        self.t_stop = float(self.grid.t_stop)
+        self.n_outside = int(count_outside(self.spike_times, self.grid))
+
+    @property
+    def first_time(self) -> float:
+        return float(self.grid.times(0, 1)[0])
+
+    @property
+    def last_time(self) -> float:
+        return float(self.grid.times(self.n_steps - 1, self.n_steps)[0])
+
+    def times(self, k0: int, k1: int) -> np.ndarray:
+        return self.grid.times(k0, k1)
+
+    def amplitude_chunks(
+        self, chunk_steps: int
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(k0, k1, counts / dt)`` for consecutive chunks of steps."""
+        # Each chunk bins only the spikes near its time span; the slice bounds
+        # are half a step wider than the bins so that bin_spikes alone decides
+        # the edge cases of the binning rule.
+        margin = 0.5 * self.dt
+        for k0 in range(0, self.n_steps, chunk_steps):
+            k1 = min(k0 + chunk_steps, self.n_steps)
+            t_lo = self.t_start + k0 * self.dt - margin
+            t_hi = self.t_start + k1 * self.dt + margin
+            pieces = [
+                times[
+                    np.searchsorted(times, t_lo, side="right") : np.searchsorted(
+                        times, t_hi, side="right"
+                    )
+                ]
+                for times in self.spike_times
+            ]
+            counts = bin_spikes(pieces, self.grid, k0, k1)
+            yield k0, k1, np.asarray(counts, dtype=np.float64) / self.dt
+
+    def spike_times_on_grid(self, chunk_steps: int) -> list[np.ndarray]:
+        """Spike times moved to their bins' grid times, inside the window only."""
+        tol = 0.5 * self.dt
+        lo, hi = self.first_time - tol, self.last_time + tol
+        return [
+            np.asarray(s, dtype=np.float64)[(s > lo) & (s < hi)]
+            for s in map(np.asarray, snap_to_grid(self.spike_times, self.grid))
+        ]
+
+
+class _DensePlan:
+    """A dense spike matrix (in memory or lazily read), read by row blocks."""
+
+    def __init__(
+        self,
+        dense: DenseSpikes,
+        *,
+        dt: float | None,
+        t_start: float | None,
+        t_stop: float | None,
+    ) -> None:
+        self.dense = dense
+        t_all = np.asarray(dense.t, dtype=np.float64)
+        self.dt = float(validate_grid(t_all))
+        if dt is not None and not np.isclose(dt, self.dt, rtol=1e-6, atol=0):
+            raise ParameterError(
+                "dt",
+                f"{dt} s does not match the {self.dt} s spacing of the dense t "
+                f"of {dense.source or 'the input'}",
+            )
+        # A window selects the rows whose time t satisfies t_start < t <= t_stop,
+        # the same rows a grid from t_start to t_stop would hold.
+        tol = 1e-9 * self.dt
+        self.k_first = 0
+        self.k_end = len(t_all)
+        if t_start is not None:
+            self.k_first = int(np.searchsorted(t_all, t_start + tol, side="right"))
+        if t_stop is not None:
+            self.k_end = int(np.searchsorted(t_all, t_stop + tol, side="right"))
+        if self.k_end - self.k_first < 1:
+            raise ParameterError(
+                "t_start/t_stop",
+                f"the window ({t_start}, {t_stop}] holds no time step of the input "
+                f"({t_all[0]} .. {t_all[-1]} s)",
+            )
+        self.t = t_all[self.k_first : self.k_end]
+        self.n_steps = len(self.t)
+        self.n_units = int(dense.n_units)
+        self.unit_ids = np.asarray(dense.unit_ids)
+        self.t_start = float(self.t[0] - self.dt)
+        self.t_stop = float(self.t[-1])
+        self.first_time = float(self.t[0])
+        self.last_time = float(self.t[-1])
+        self.n_outside = self._count_outside(len(t_all))
+
+    def _count_outside(self, n_all: int) -> int:
+        """Spikes in the rows cut off by the window (read once, by chunks)."""
+        step = max(1, MAX_CHUNK_VALUES // max(1, self.n_units))
+        n = 0
+        for a, b in ((0, self.k_first), (self.k_end, n_all)):
+            for k0 in range(a, b, step):
+                k1 = min(k0 + step, b)
+                amplitude = self.dense.amplitude_chunk(k0, k1)
+                n += int(np.rint(np.asarray(amplitude) * self.dt).sum())
+        return n
+
+    def times(self, k0: int, k1: int) -> np.ndarray:
+        return self.t[k0:k1]
+
+    def amplitude_chunks(
+        self, chunk_steps: int
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(k0, k1, amplitude)`` (in 1/dt units) for chunks of rows."""
+        for k0 in range(0, self.n_steps, chunk_steps):
+            k1 = min(k0 + chunk_steps, self.n_steps)
+            amplitude = self.dense.amplitude_chunk(self.k_first + k0, self.k_first + k1)
+            yield k0, k1, np.asarray(amplitude, dtype=np.float64)
+
+    def spike_times_on_grid(self, chunk_steps: int) -> list[np.ndarray]:
+        """Times of the non-zero rows of each unit, from one pass over chunks."""
+        pieces: list[list[np.ndarray]] = [[] for _ in range(self.n_units)]
+        for k0, _, amplitude in self.amplitude_chunks(chunk_steps):
+            # Non-zeros of the transposed chunk come out grouped by unit, in time
+            # order within each unit.
+            units, rows = np.nonzero(amplitude.T)
+            bounds = np.searchsorted(units, np.arange(self.n_units + 1))
+            for j in range(self.n_units):
+                if bounds[j + 1] > bounds[j]:
+                    pieces[j].append(self.t[k0 + rows[bounds[j] : bounds[j + 1]]])
+        return [
+            np.concatenate(p) if p else np.empty(0, dtype=np.float64) for p in pieces
+        ]
