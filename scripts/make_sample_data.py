@@ -85,9 +85,9 @@ def write_phy(folder: Path, trains) -> None:
     np.save(folder / "spike_times.npy", samples[order])
     np.save(folder / "spike_clusters.npy", clusters[order])
     (folder / "params.py").write_text(
-        "dat_path = 'recording.dat'\n"
+        'dat_path = "recording.dat"\n'
         "n_channels_dat = 32\n"
-        "dtype = 'int16'\n"
+        'dtype = "int16"\n'
         "offset = 0\n"
         f"sample_rate = {PHY_SAMPLE_RATE}\n"
         "hp_filtered = True\n"
