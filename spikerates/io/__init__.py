@@ -1,0 +1,588 @@
+"""Reading and writing spike data in every supported format.
+
+Formats (names for ``--from/--to``):
+
+========  ==========================  =========================================
+name      extensions                  layouts
+========  ==========================  =========================================
+hdf5      .h5 .hdf5 .hdf .nwb         dense ``/t``, ``/spikes``; events as an
+          (aliases ``h5``, ``nwb``)   NWB Units table ``/units/spike_times``...
+npz       .npz                        dense ``t``, ``spikes``; events
+                                      ``spike_times``, ``spike_times_index``
+csv, tsv  .csv, .tsv .tab             dense ``t,<unit>,...``; events ``unit,time``
+phy       a folder (read only)        Phy/Kilosort ``spike_times.npy``...
+========  ==========================  =========================================
+
+``-`` is standard input or output for every format: binary formats go
+through memory (input) or a temporary file (output), and on a pipe the
+format is sniffed from the first bytes. Every problem with the data raises
+:class:`spikerates.errors.SpikeDataError` naming the file and the dataset or
+column. Outputs are written atomically (see :func:`atomic_output`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from typing import IO, Any
+
+import numpy as np
+
+from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.io import csv as csv_format
+from spikerates.io import hdf5, npz, phy
+from spikerates.io._source import open_source, sniff
+from spikerates.io.atomic import AtomicFile, atomic_output
+from spikerates.spiketrains import (
+    VALUE_MODES,
+    DenseSpikes,
+    SpikeTrains,
+    normalize_unit_ids,
+)
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "FORMAT_ALIASES",
+    "WRITE_FORMATS",
+    "MatrixWriter",
+    "atomic_output",
+    "detect_format",
+    "extension_for",
+    "open_matrix_writer",
+    "read_spikes",
+    "read_table",
+    "write_arrays",
+    "write_dense",
+    "write_events",
+]
+
+#: Canonical format names.
+FORMATS = ("hdf5", "npz", "csv", "tsv", "phy")
+#: Formats that can be written.
+WRITE_FORMATS = ("hdf5", "npz", "csv", "tsv")
+#: Other accepted names -> canonical name.
+FORMAT_ALIASES = {"h5": "hdf5", "hdf": "hdf5", "nwb": "hdf5"}
+#: File extension -> format name.
+EXTENSIONS = {
+    ".h5": "hdf5",
+    ".hdf5": "hdf5",
+    ".hdf": "hdf5",
+    ".nwb": "hdf5",
+    ".npz": "npz",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+}
+_DEFAULT_EXTENSION = {"hdf5": ".h5", "npz": ".npz", "csv": ".csv", "tsv": ".tsv"}
+#: Format written to standard output when none is given.
+STDOUT_FORMAT = "csv"
+_SNIFF_BYTES = 4096
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().lstrip(".")
+    key = FORMAT_ALIASES.get(key, key)
+    if key not in FORMATS:
+        names = ", ".join([*FORMATS, *FORMAT_ALIASES])
+        raise ParameterError("format", f"unknown format {name!r}; expected {names}")
+    return key
+
+
+def extension_for(fmt: str) -> str:
+    """The file extension written for a format name (``hdf5`` -> ``.h5``)."""
+    fmt = _canonical(fmt)
+    if fmt not in _DEFAULT_EXTENSION:
+        raise ParameterError("format", f"{fmt} is read only")
+    return _DEFAULT_EXTENSION[fmt]
+
+
+def detect_format(
+    path: str | os.PathLike,
+    explicit: str | None = None,
+    *,
+    for_writing: bool = False,
+    head: bytes | None = None,
+) -> str:
+    """The format of ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        File, folder (Phy), or ``"-"`` for standard input/output.
+    explicit : str, optional
+        A format name or alias given by the user (``--from``/``--to``); wins.
+    for_writing : bool
+        Decide for an output: by extension; ``"-"`` defaults to ``csv``.
+    head : bytes, optional
+        First bytes of the input, to sniff (HDF5 signature, zip signature,
+        else text) when the extension does not tell; required for ``"-"``
+        when reading without ``explicit``.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`.
+    """
+    name = os.fspath(path)
+    if explicit is not None:
+        fmt = _canonical(explicit)
+        if for_writing and fmt not in WRITE_FORMATS:
+            raise ParameterError("format", f"{fmt} can be read but not written")
+        return fmt
+    if name == "-":
+        if for_writing:
+            return STDOUT_FORMAT
+        if head is None:
+            raise SpikeDataError(
+                "cannot tell the format of standard input; give --from", path=name
+            )
+        return sniff(head)
+    ext = os.path.splitext(name)[1].lower()
+    if for_writing:
+        if os.path.isdir(name):
+            raise SpikeDataError("is a folder; give an output file name", path=name)
+        if ext not in EXTENSIONS:
+            raise SpikeDataError(
+                "cannot tell the output format from the extension "
+                f"{ext or '(none)'!r}; use .h5, .nwb, .npz, .csv or .tsv, or give --to",
+                path=name,
+            )
+        return EXTENSIONS[ext]
+    if os.path.isdir(name):
+        return "phy"
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
+    if head is None:
+        head = open_source(name).head(_SNIFF_BYTES)
+    return sniff(head)
+
+
+def read_spikes(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    dataset: str | None = None,
+    values: str = "auto",
+    dt: float | None = None,
+    lazy: bool = False,
+) -> SpikeTrains | DenseSpikes:
+    """Read spikes from a file, folder or standard input.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Input path, a Phy/Kilosort folder, or ``"-"`` for standard input.
+    fmt : str, optional
+        Format name (``--from``); default from the extension or content.
+    dataset : str, optional
+        HDF5 path of a group (Units table or group with ``t``/``spikes``) or
+        dataset; NPZ array name. Needed when a file holds several.
+    values : {"auto", "counts", "amplitude"}
+        Meaning of dense values (SPEC section 4); ignored for events.
+    dt : float, optional
+        Time step in seconds; with dense input it must agree with ``t``
+        (rtol 1e-6). Ignored for events (they are binned later).
+    lazy : bool
+        For HDF5 dense input, keep the file open and return the h5py Dataset
+        as ``DenseSpikes.spikes`` (read by row blocks); call ``close()``.
+
+    Returns
+    -------
+    SpikeTrains or DenseSpikes
+        Events (per-unit sorted times, seconds) or the dense layout.
+
+    Raises
+    ------
+    SpikeDataError
+        For a missing, unreadable or malformed input, naming the file and
+        the dataset or column.
+    """
+    if values not in VALUE_MODES:
+        raise ParameterError(
+            "values", f"must be one of {', '.join(VALUE_MODES)}, got {values!r}"
+        )
+    src = open_source(path)
+    fmt = detect_format(
+        src.name,
+        fmt,
+        head=src.head(_SNIFF_BYTES) if src.name == "-" or not src.is_dir else None,
+    )
+    if fmt == "phy":
+        if src.path is None or not src.is_dir:
+            raise SpikeDataError(
+                "the phy format reads a Phy/Kilosort output folder, not a file",
+                path=src.name,
+            )
+        return phy.read(src.path)
+    if src.is_dir:
+        raise SpikeDataError(
+            f"is a folder, not a {fmt} file (folders are read as Phy/Kilosort output)",
+            path=src.name,
+        )
+    if fmt == "hdf5":
+        return hdf5.read(src, dataset=dataset, values=values, dt=dt, lazy=lazy)
+    if fmt == "npz":
+        return npz.read(src, dataset=dataset, values=values, dt=dt)
+    return csv_format.read(src, fmt, values=values, dt=dt)
+
+
+def read_table(
+    path: str | os.PathLike, fmt: str | None = None
+) -> dict[str, np.ndarray]:
+    """Named 1-D numeric columns of a small table (``--neurons``, ``--input``).
+
+    CSV/TSV: every column by header name (all must be numeric); NPZ: the
+    numeric 1-D arrays; HDF5: the numeric 1-D datasets at the root.
+
+    Returns
+    -------
+    dict of str to ndarray
+        float64 arrays.
+    """
+    src = open_source(path)
+    fmt = detect_format(
+        src.name, fmt, head=None if src.is_dir else src.head(_SNIFF_BYTES)
+    )
+    if src.is_dir or fmt == "phy":
+        raise SpikeDataError(
+            "expected a table file (CSV, TSV, NPZ or HDF5), not a folder",
+            path=src.name,
+        )
+    if fmt == "hdf5":
+        table = hdf5.read_table(src)
+    elif fmt == "npz":
+        table = npz.read_table(src)
+    else:
+        table = csv_format.read_table(src, fmt)
+    if not table:
+        raise SpikeDataError("holds no numeric columns", path=src.name)
+    return table
+
+
+def _write(
+    target: str,
+    fmt: str,
+    *,
+    to_hdf5: Callable[[str], None],
+    to_npz: Callable[[IO[bytes]], None],
+    to_text: Callable[[IO[str], str], None],
+) -> None:
+    """Run the writer of ``fmt`` on a temporary file that replaces ``target``."""
+    if fmt == "hdf5":
+        with atomic_output(target, as_path=True) as tmp:
+            to_hdf5(tmp)
+    elif fmt == "npz":
+        with atomic_output(target) as fh:
+            to_npz(fh)
+    else:
+        with atomic_output(target, binary=False) as fh:
+            to_text(fh, "\t" if fmt == "tsv" else ",")
+
+
+def write_events(
+    target: str | os.PathLike,
+    trains: SpikeTrains,
+    fmt: str | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write spike times per unit (the events layout), atomically.
+
+    Parameters
+    ----------
+    target : str or PathLike
+        Output path or ``"-"``.
+    trains : SpikeTrains
+    fmt : str, optional
+        Format name; default from the extension (``csv`` for ``"-"``).
+    extra : dict of str to ndarray, optional
+        More arrays to store (NPZ, HDF5 root); not written to CSV.
+    attrs : dict, optional
+        HDF5 root attributes (the spikerates version is added); not written
+        to NPZ or CSV.
+    """
+    target = os.fspath(target)
+    fmt = detect_format(target, fmt, for_writing=True)
+    _write(
+        target,
+        fmt,
+        to_hdf5=lambda p: hdf5.write_events(p, trains, extra=extra, attrs=attrs),
+        to_npz=lambda fh: npz.write_events(fh, trains, extra=extra),
+        to_text=lambda fh, sep: csv_format.write_events(fh, trains, sep),
+    )
+
+
+def _dense_arrays(
+    t: Any, spikes: Any, unit_ids: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.asarray(t)
+    spikes = np.asarray(spikes)
+    if spikes.ndim == 1:
+        spikes = spikes.reshape(-1, 1)
+    if t.ndim != 1 or spikes.ndim != 2 or spikes.shape[0] != t.shape[0]:
+        raise ValueError(
+            f"t {t.shape} and spikes {spikes.shape} disagree; expected (M,) and (M, N)"
+        )
+    ids = normalize_unit_ids(unit_ids, spikes.shape[1])
+    if ids.shape != (spikes.shape[1],):
+        raise ValueError(f"{ids.size} unit ids for {spikes.shape[1]} columns")
+    return t, spikes, ids
+
+
+def write_dense(
+    target: str | os.PathLike,
+    t: Any,
+    spikes: Any,
+    unit_ids: Any = None,
+    fmt: str | None = None,
+    *,
+    name: str = "spikes",
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the dense layout (``t`` (M,), ``<name>`` (M, N), ``unit_ids``).
+
+    Parameters
+    ----------
+    target : str or PathLike
+        Output path or ``"-"``.
+    t : ndarray, shape (M,)
+        Times in seconds.
+    spikes : ndarray, shape (M, N)
+        Values as given (dtype kept); e.g. spikes or rates in Hz.
+    unit_ids : ndarray, shape (N,), optional
+        Default ``0..N-1``.
+    fmt : str, optional
+        Format name; default from the extension (``csv`` for ``"-"``).
+    name : str
+        Name of the matrix (``spikes``, ``rates``); CSV ignores it.
+    extra, attrs
+        As in :func:`write_events`; HDF5 attributes go on the file and on the
+        matrix dataset.
+    """
+    target = os.fspath(target)
+    fmt = detect_format(target, fmt, for_writing=True)
+    t, spikes, ids = _dense_arrays(t, spikes, unit_ids)
+    _write(
+        target,
+        fmt,
+        to_hdf5=lambda p: hdf5.write_dense(
+            p, t, spikes, ids, name=name, extra=extra, attrs=attrs
+        ),
+        to_npz=lambda fh: npz.write_dense(fh, t, spikes, ids, name=name, extra=extra),
+        to_text=lambda fh, sep: csv_format.write_dense(fh, t, spikes, ids, sep),
+    )
+
+
+def write_arrays(
+    target: str | os.PathLike,
+    arrays: Mapping[str, Any],
+    fmt: str | None = None,
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    csv_columns: Mapping[str, Any] | None = None,
+) -> None:
+    """Write named arrays: NPZ entries or HDF5 root datasets (``attrs`` on the
+    HDF5 root); for CSV/TSV the 1-D ``csv_columns`` (default: ``arrays``, which
+    must then all be 1-D of one length)."""
+    target = os.fspath(target)
+    fmt = detect_format(target, fmt, for_writing=True)
+    columns = arrays if csv_columns is None else csv_columns
+    if fmt in ("csv", "tsv"):
+        # Checked before the output is created, so a bad call leaves nothing.
+        shapes = [np.shape(v) for v in columns.values()]
+        if any(len(sh) != 1 for sh in shapes) or len(set(shapes)) > 1:
+            listed = ", ".join(f"{k} {np.shape(v)}" for k, v in columns.items())
+            raise ValueError(f"CSV columns must be 1-D of one length; got {listed}")
+    _write(
+        target,
+        fmt,
+        to_hdf5=lambda p: hdf5.write_arrays(p, arrays, attrs=attrs),
+        to_npz=lambda fh: npz.write_arrays(fh, arrays),
+        to_text=lambda fh, sep: csv_format.write_columns(fh, columns, sep),
+    )
+
+
+class MatrixWriter:
+    """Streams the rows of a (n_rows, N) matrix and its times to a file.
+
+    Use as a context manager (or call :meth:`close` / :meth:`abort`): rows
+    go to a temporary file beside the target, which replaces the target on a
+    clean exit and is removed on an exception. Memory use does not grow with
+    ``n_rows``.
+
+    Layouts: HDF5 ``/t`` (n_rows,), ``/<name>`` (n_rows, N) chunked (about
+    1024 rows per chunk), ``/unit_ids``, with ``attrs`` (plus
+    ``spikerates_version``) on the file and on ``/<name>``; NPZ ``t``,
+    ``<name>``, ``unit_ids``; CSV/TSV ``t,<unit>,...`` rows.
+    """
+
+    def __init__(
+        self,
+        target: str | os.PathLike,
+        fmt: str | None,
+        *,
+        name: str = "rates",
+        n_rows: int,
+        unit_ids: Any,
+        dtype: Any = np.float64,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.target = os.fspath(target)
+        self.fmt = detect_format(self.target, fmt, for_writing=True)
+        self.name = name
+        self.n_rows = int(n_rows)
+        if self.n_rows < 0:
+            raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+        self.unit_ids = normalize_unit_ids(unit_ids)
+        self.dtype = np.dtype(dtype)
+        self.attrs = dict(attrs or {})
+        self.rows_written = 0
+        self._out: AtomicFile | None = None
+        self._backend: Any = None
+        self._closed = False
+
+    @property
+    def n_units(self) -> int:
+        """Number of columns N."""
+        return int(self.unit_ids.size)
+
+    def open(self) -> MatrixWriter:
+        """Create the temporary file (done by ``with`` or the first append)."""
+        if self._closed:
+            raise ValueError("the writer is closed")
+        if self._backend is not None:
+            return self
+        self._out = AtomicFile(self.target)
+        kwargs = {
+            "name": self.name,
+            "n_rows": self.n_rows,
+            "unit_ids": self.unit_ids,
+            "dtype": self.dtype,
+            "attrs": self.attrs,
+        }
+        try:
+            if self.fmt == "hdf5":
+                self._backend = hdf5.MatrixBackend(self._out.path, **kwargs)
+            elif self.fmt == "npz":
+                self._backend = npz.MatrixBackend(self._out.path, **kwargs)
+            else:
+                sep = "\t" if self.fmt == "tsv" else ","
+                self._backend = csv_format.MatrixBackend(
+                    self._out.path, sep=sep, **kwargs
+                )
+        except BaseException:
+            self._out.discard()
+            self._closed = True
+            raise
+        return self
+
+    def append(self, t_chunk: Any, values: Any) -> None:
+        """Append rows.
+
+        Parameters
+        ----------
+        t_chunk : array_like, shape (L,)
+            Times of the rows in seconds.
+        values : array_like, shape (L, N)
+            Row values (cast to the writer's dtype).
+        """
+        self.open()
+        t_chunk = np.asarray(t_chunk, dtype=np.float64).reshape(-1)
+        values = np.asarray(values)
+        if values.ndim != 2 or values.shape != (t_chunk.size, self.n_units):
+            raise ValueError(
+                f"values of shape {values.shape} do not match {t_chunk.size} times "
+                f"and {self.n_units} units"
+            )
+        if self.rows_written + t_chunk.size > self.n_rows:
+            raise ValueError(
+                f"{self.rows_written + t_chunk.size} rows appended; the writer was "
+                f"opened for {self.n_rows}"
+            )
+        self._backend.write(
+            self.rows_written, t_chunk, np.asarray(values, dtype=self.dtype)
+        )
+        self.rows_written += t_chunk.size
+
+    def close(self) -> None:
+        """Finish the file and put it in place (or on standard output)."""
+        if self._closed:
+            return
+        self.open()
+        if self.rows_written != self.n_rows:
+            self.abort()
+            raise ValueError(
+                f"{self.rows_written} rows written of the {self.n_rows} announced; "
+                "no output written"
+            )
+        try:
+            self._backend.close()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        assert self._out is not None
+        self._out.commit()
+
+    def abort(self) -> None:
+        """Drop everything written; the target is left untouched."""
+        self._closed = True
+        try:
+            # The file is discarded, so an error while closing it is moot.
+            with contextlib.suppress(Exception):
+                if self._backend is not None:
+                    self._backend.close()
+        finally:
+            if self._out is not None:
+                self._out.discard()
+
+    def __enter__(self) -> MatrixWriter:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def open_matrix_writer(
+    target: str | os.PathLike,
+    fmt: str | None,
+    *,
+    name: str = "rates",
+    n_rows: int,
+    unit_ids: Any,
+    dtype: Any = np.float64,
+    attrs: Mapping[str, Any] | None = None,
+) -> MatrixWriter:
+    """A :class:`MatrixWriter` for ``target`` (``"-"`` = standard output).
+
+    Parameters
+    ----------
+    target : str or PathLike
+    fmt : str or None
+        Format name; None decides from the extension (``csv`` for ``"-"``).
+    name : str
+        Name of the matrix dataset/array (``rates``).
+    n_rows : int
+        Number of rows M that will be appended.
+    unit_ids : array_like, shape (N,)
+    dtype : numpy dtype
+        Stored dtype of the matrix (float64 or float32).
+    attrs : dict, optional
+        HDF5 attributes (estimator, parameters, dt, units, source...).
+    """
+    return MatrixWriter(
+        target,
+        fmt,
+        name=name,
+        n_rows=n_rows,
+        unit_ids=unit_ids,
+        dtype=dtype,
+        attrs=attrs,
+    )

@@ -1,0 +1,161 @@
+"""Atomic output: a file appears complete or not at all.
+
+Data is written to a hidden temporary file beside the target and renamed onto
+it with :func:`os.replace` once everything succeeded; on any failure the
+temporary file is removed. For standard output (``-``) the temporary file
+lives in the system's temporary directory and its bytes are copied to
+``sys.stdout.buffer`` only after success, so a failed run prints nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+from spikerates.errors import SpikeDataError
+
+__all__ = ["AtomicFile", "atomic_output", "copy_to_stdout"]
+
+_COPY_BYTES = 1 << 20
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temp_path(target: str) -> str:
+    """Create an empty hidden temporary file for ``target``; return its path."""
+    if target == "-":
+        directory, base = None, "stdout"
+    else:
+        directory = os.path.dirname(os.path.abspath(target))
+        base = os.path.basename(target)
+        if not os.path.isdir(directory):
+            raise SpikeDataError(
+                "cannot write: the directory does not exist", path=target
+            )
+    # Keep the target's suffix last, for writers that pick a format by it.
+    suffix = os.path.splitext(base)[1]
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory
+        )
+    except OSError as exc:
+        raise SpikeDataError(
+            f"cannot write: {exc.strerror or exc}", path=target
+        ) from exc
+    os.close(fd)
+    return tmp
+
+
+def copy_to_stdout(path: str) -> None:
+    """Copy the bytes of ``path`` to standard output."""
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    with open(path, "rb") as src:
+        if out is not None:
+            shutil.copyfileobj(src, out, _COPY_BYTES)
+            out.flush()
+        else:
+            # A text-only stream (e.g. a captured stdout) still gets the data.
+            while block := src.read(_COPY_BYTES):
+                sys.stdout.write(block.decode("utf-8", errors="surrogateescape"))
+            sys.stdout.flush()
+
+
+class AtomicFile:
+    """A temporary file for ``target``: :meth:`commit` puts it in place,
+    :meth:`discard` removes it.
+
+    Parameters
+    ----------
+    target : str
+        Output path, or ``"-"`` for standard output.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.path = _temp_path(target)
+        self._done = False
+
+    def commit(self) -> None:
+        """Rename the temporary file onto the target (or copy it to stdout)."""
+        if self._done:
+            return
+        self._done = True
+        if self.target == "-":
+            try:
+                copy_to_stdout(self.path)
+            finally:
+                _discard(self.path)
+            return
+        # mkstemp creates files readable by the owner only; give the output
+        # the permissions any newly created file would have.
+        try:
+            os.chmod(self.path, 0o666 & ~_umask())
+            os.replace(self.path, self.target)
+        except OSError as exc:
+            _discard(self.path)
+            raise SpikeDataError(
+                f"cannot write: {exc.strerror or exc}", path=self.target
+            ) from exc
+
+    def discard(self) -> None:
+        """Remove the temporary file; the target is left untouched."""
+        self._done = True
+        _discard(self.path)
+
+
+def _discard(tmp: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(
+    target: str | os.PathLike, binary: bool = True, *, as_path: bool = False
+) -> Iterator[Any]:
+    """Write ``target`` atomically.
+
+    Parameters
+    ----------
+    target : str or PathLike
+        Output path, or ``"-"`` for standard output.
+    binary : bool
+        Open the temporary file in binary (``"wb"``) or text mode (``"w"``,
+        UTF-8, newline ``"\\n"``). Ignored with ``as_path``.
+    as_path : bool
+        Yield the temporary file's path (it exists, empty, and ends with the
+        target's suffix) instead of an open file, for writers that open files
+        themselves (h5py, matplotlib).
+
+    Yields
+    ------
+    file object or str
+        Where to write. On a clean exit the data replaces ``target`` (or is
+        copied to standard output); on an exception the temporary file is
+        removed and the exception propagates.
+    """
+    out = AtomicFile(os.fspath(target))
+    try:
+        if as_path:
+            yield out.path
+        else:
+            mode = "wb" if binary else "w"
+            kwargs: dict[str, Any] = (
+                {} if binary else {"encoding": "utf-8", "newline": "\n"}
+            )
+            fh: IO[Any]
+            with open(out.path, mode, **kwargs) as fh:
+                yield fh
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise

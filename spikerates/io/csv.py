@@ -1,0 +1,436 @@
+"""CSV and TSV text: events in long format (``unit,time``) and the dense
+layout (``t,<unit>,<unit>,...``).
+
+Headers are recognised in their common variants: a unit column named
+``unit``, ``cluster``, ``sender``, ``neuron``, ``id`` or ``cell`` (optionally
+with ``_id``), and a time column named ``time``, ``t``, ``times``,
+``spike_time``, ``spike_times`` or ``timestamp(s)``, in seconds, or in
+milliseconds when the name says so (``time_ms``, ``t_ms``, ``time (ms)``).
+Lines starting with ``#`` before the header are skipped.
+
+In long format a unit with no spikes is written as a row with an empty time
+(``7,``), so empty units survive a round trip; such rows are read back as
+units without spikes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from spikerates.errors import SpikeDataError
+from spikerates.io._source import Source
+from spikerates.spiketrains import (
+    DenseSpikes,
+    SpikeTrains,
+    normalize_unit_ids,
+)
+
+UNIT_COLUMNS = frozenset(
+    f"{base}{suffix}"
+    for base in ("unit", "cluster", "sender", "neuron", "cell")
+    for suffix in ("", "s", "_id", "_ids", "id")
+) | {"id", "ids"}
+TIME_COLUMNS = frozenset(
+    {
+        "time",
+        "times",
+        "t",
+        "spike_time",
+        "spike_times",
+        "spiketime",
+        "spiketimes",
+        "timestamp",
+        "timestamps",
+    }
+)
+DENSE_TIME_COLUMNS = frozenset({"t", "time", "times"})
+# Suffix of a time column name -> divisor that turns it into seconds.
+TIME_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "seconds": 1.0}
+TIME_UNITS.update({"ms": 1e3, "msec": 1e3, "milliseconds": 1e3})
+TIME_UNITS.update({"us": 1e6, "usec": 1e6, "microseconds": 1e6})
+
+# Rows formatted at a time when writing (bounds the size of one text block).
+_WRITE_ROWS = 4096
+_HEAD_LINES = 10000
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+def time_divisor(name: str, bases: frozenset[str] = TIME_COLUMNS) -> float | None:
+    """Divisor to seconds of a time column called ``name``, or None if the name
+    is not a time column."""
+    norm = _norm(name)
+    for base in bases:
+        if norm == base:
+            return 1.0
+        if norm.startswith(base + "_"):
+            unit = norm[len(base) + 1 :]
+            if unit in TIME_UNITS:
+                return TIME_UNITS[unit]
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _Table:
+    """A parsed text table: header fields, the data as a DataFrame, and the
+    file line of the first data row (for error messages)."""
+
+    def __init__(self, src: Source, sep: str) -> None:
+        self.src = src
+        self.fields, header_line, self.sep = self._header(sep)
+        self.first_line = header_line + 2
+        try:
+            self.df = pd.read_csv(
+                src.target(),
+                sep=self.sep,
+                skiprows=header_line + 1,
+                header=None,
+                keep_default_na=False,
+                na_values=[""],
+                skipinitialspace=True,
+                encoding="utf-8-sig",
+                quotechar='"',
+            )
+        except pd.errors.EmptyDataError:
+            self.df = pd.DataFrame({i: [] for i in range(len(self.fields))})
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else exc
+            raise self.error(f"malformed rows ({msg})") from exc
+        if self.df.shape[1] != len(self.fields):
+            raise self.error(
+                f"the rows have {self.df.shape[1]} fields but the header names "
+                f"{len(self.fields)} columns ({self.sep.join(self.fields)})"
+            )
+
+    def error(self, message: str, column: str | None = None) -> SpikeDataError:
+        dataset = None if column is None else f"column {column!r}"
+        return SpikeDataError(message, path=self.src.name, dataset=dataset)
+
+    def _header(self, sep: str) -> tuple[list[str], int, str]:
+        try:
+            with io.TextIOWrapper(
+                self.src.open_binary(), encoding="utf-8-sig", newline=""
+            ) as fh:
+                for number, line in enumerate(fh):
+                    if "\x00" in line:
+                        raise self.error("binary data, not CSV text")
+                    if line.strip() and not line.lstrip().startswith("#"):
+                        break
+                    if number >= _HEAD_LINES:
+                        raise self.error("no header line in the first lines")
+                else:
+                    raise self.error(
+                        "no header line: the file holds no data; expected a header "
+                        "such as 'unit,time' or 't,<unit>,...'"
+                    )
+        except UnicodeDecodeError as exc:
+            raise self.error("not UTF-8 text, so not a CSV file") from exc
+        line = line.rstrip("\r\n")
+        if sep == "," and "\t" in line and "," not in line:
+            sep = "\t"
+        fields = [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+        if all(_is_number(f) for f in fields):
+            raise self.error(
+                f"no header line: line {number + 1} holds numbers "
+                f"({line.strip()[:40]}); expected a header such as 'unit,time' "
+                "or 't,<unit>,...'"
+            )
+        return fields, number, sep
+
+    def numeric(
+        self, index: int, *, allow_empty: bool = False, what: str = "value"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Column ``index`` as float64, and the mask of its empty cells."""
+        col = self.df[index]
+        name = self.fields[index]
+        if pd.api.types.is_numeric_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            empty = np.isnan(values)
+        else:
+            text = col.astype(object).where(col.notna(), "").astype(str).str.strip()
+            values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+            empty = (text == "").to_numpy()
+            literal = text.str.lower().str.lstrip("+-").isin(["nan"]).to_numpy()
+            bad = np.isnan(values) & ~empty & ~literal
+            if np.any(bad):
+                i = int(np.flatnonzero(bad)[0])
+                raise self.error(
+                    f"line {self.first_line + i}: {text.iloc[i]!r} is not a number",
+                    name,
+                )
+        if not allow_empty and np.any(empty):
+            i = int(np.flatnonzero(empty)[0])
+            raise self.error(f"line {self.first_line + i}: empty cell", name)
+        nonfinite = ~np.isfinite(values) & ~empty
+        if np.any(nonfinite):
+            i = int(np.flatnonzero(nonfinite)[0])
+            raise self.error(
+                f"line {self.first_line + i}: {values[i]} is not a valid {what}; "
+                f"{what}s must be finite",
+                name,
+            )
+        return values, empty
+
+    def unit_column(self, index: int) -> np.ndarray:
+        col = self.df[index]
+        name = self.fields[index]
+        if pd.api.types.is_numeric_dtype(col):
+            values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            missing = np.isnan(values)
+            ids: np.ndarray = values
+        else:
+            text = col.astype(object).where(col.notna(), "").astype(str).str.strip()
+            missing = (text == "").to_numpy()
+            ids = text.to_numpy(dtype=str)
+        if np.any(missing):
+            i = int(np.flatnonzero(missing)[0])
+            raise self.error(f"line {self.first_line + i}: missing unit id", name)
+        return normalize_unit_ids(ids)
+
+
+def _separator(fmt: str) -> str:
+    return "\t" if fmt == "tsv" else ","
+
+
+def _layout(fields: Sequence[str]) -> tuple[str, int, int]:
+    """('events', unit col, time col) or ('dense', time col, -1)."""
+    norms = [_norm(f) for f in fields]
+    unit_col = next((i for i, n in enumerate(norms) if n in UNIT_COLUMNS), None)
+    time_col = next(
+        (i for i, f in enumerate(fields) if time_divisor(f) is not None), None
+    )
+    if unit_col is not None and time_col is not None:
+        return "events", unit_col, time_col
+    if fields and time_divisor(fields[0], DENSE_TIME_COLUMNS) is not None:
+        return "dense", 0, -1
+    return "none", -1, -1
+
+
+def _dense_ids(table: _Table) -> np.ndarray:
+    names = table.fields[1:]
+    if all(re.fullmatch(r"[+-]?\d+", n) for n in names):
+        ids = np.array([int(n) for n in names], dtype=np.int64)
+    else:
+        ids = np.array(names, dtype=str)
+    seen: set[str] = set()
+    for n in names:
+        key = str(int(n)) if re.fullmatch(r"[+-]?\d+", n) else n
+        if key in seen:
+            raise table.error(
+                f"unit column {n!r} appears twice in the header; unit ids must be "
+                "unique"
+            )
+        seen.add(key)
+    return ids
+
+
+def read(
+    src: Source,
+    fmt: str = "csv",
+    *,
+    values: str = "auto",
+    dt: float | None = None,
+) -> SpikeTrains | DenseSpikes:
+    """Read spikes from CSV/TSV text (see :func:`spikerates.io.read_spikes`).
+
+    Events in long format come back with unit ids ascending (numerically when
+    every id is a number) and times sorted.
+    """
+    table = _Table(src, _separator(fmt))
+    layout, first, second = _layout(table.fields)
+    if layout == "events":
+        return _read_events(table, first, second)
+    if layout == "dense":
+        return _read_dense(table, values, dt)
+    raise table.error(
+        f"header {table.sep.join(table.fields)!r} is neither events (a unit column "
+        "and a time column, e.g. 'unit,time') nor dense (a time column 't' then "
+        "one column per unit)"
+    )
+
+
+def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
+    units = table.unit_column(unit_col)
+    times, empty = table.numeric(time_col, allow_empty=True, what="spike time")
+    divisor = time_divisor(table.fields[time_col])
+    if divisor != 1.0:
+        times = times / divisor
+    ids, inverse = np.unique(units, return_inverse=True)
+    inverse = inverse.ravel()
+    keep = ~empty
+    order = np.lexsort((times[keep], inverse[keep]))
+    counts = np.bincount(inverse[keep], minlength=ids.size)
+    spike_times = np.split(times[keep][order], np.cumsum(counts)[:-1])
+    return SpikeTrains(
+        list(spike_times) if ids.size else [], unit_ids=ids, source=table.src.name
+    )
+
+
+def _read_dense(table: _Table, values: str, dt: float | None) -> DenseSpikes:
+    t, _ = table.numeric(0, what="time")
+    divisor = time_divisor(table.fields[0], DENSE_TIME_COLUMNS) or 1.0
+    if divisor != 1.0:
+        t = t / divisor
+    ids = _dense_ids(table)
+    columns = []
+    all_int = True
+    for j in range(1, len(table.fields)):
+        col, _ = table.numeric(j, what="spike value")
+        if np.any(col < 0):
+            i = int(np.flatnonzero(col < 0)[0])
+            raise table.error(
+                f"line {table.first_line + i}: {col[i]:g} is negative; spike values "
+                "must be >= 0",
+                table.fields[j],
+            )
+        all_int &= pd.api.types.is_integer_dtype(table.df[j])
+        columns.append(col)
+    spikes = np.column_stack(columns) if columns else np.zeros((t.size, 0), np.float64)
+    if all_int and columns:
+        spikes = spikes.astype(np.int64)
+    try:
+        return DenseSpikes(
+            t, spikes, unit_ids=ids, values=values, source=table.src.name, dt=dt
+        )
+    except SpikeDataError as exc:
+        column = table.fields[0] if exc.dataset == "t" else None
+        if column is not None:
+            raise table.error(exc.message, column) from None
+        raise
+
+
+def read_table(src: Source, fmt: str = "csv") -> dict[str, np.ndarray]:
+    """Every column as a float64 array, keyed by its header name."""
+    table = _Table(src, _separator(fmt))
+    return {
+        name: table.numeric(j, what="value")[0] for j, name in enumerate(table.fields)
+    }
+
+
+def _field(text: str, sep: str) -> str:
+    """``text`` quoted for a CSV field when it has to be."""
+    if any(c in text for c in (sep, '"', "\n", "\r")) or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _header_line(names: Sequence[Any], sep: str) -> str:
+    return sep.join(_field(str(n), sep) for n in names) + "\n"
+
+
+def _value_format(dtype: np.dtype) -> str:
+    # repr round-trips float64 exactly; 9 significant digits round-trip float32.
+    if dtype.kind == "f" and dtype.itemsize <= 4:
+        return "%.9g"
+    return "%r"
+
+
+def _plain(block: np.ndarray) -> np.ndarray:
+    if block.dtype.kind == "b":
+        return block.astype(np.int64)
+    return block
+
+
+def write_rows(
+    fh: IO[str],
+    columns: Sequence[np.ndarray],
+    sep: str,
+) -> None:
+    """Write 1-D or 2-D column blocks side by side, one text row per index."""
+    blocks = [_plain(np.asarray(c)) for c in columns]
+    blocks = [b.reshape(-1, 1) if b.ndim == 1 else b for b in blocks]
+    fmt = (
+        sep.join(_value_format(b.dtype) for b in blocks for _ in range(b.shape[1]))
+        + "\n"
+    )
+    n_rows = blocks[0].shape[0] if blocks else 0
+    matrix_parts = [b for b in blocks if b.shape[1]]
+    for r0 in range(0, n_rows, _WRITE_ROWS):
+        r1 = min(r0 + _WRITE_ROWS, n_rows)
+        rows = zip(*(b[r0:r1].tolist() for b in matrix_parts), strict=True)
+        fh.write("".join(fmt % tuple(v for part in row for v in part) for row in rows))
+
+
+def write_events(fh: IO[str], trains: SpikeTrains, sep: str = ",") -> None:
+    """Long format ``unit,time``: units in order, times ascending; a unit with
+    no spikes gets one row with an empty time."""
+    fh.write(_header_line(["unit", "time"], sep))
+    for uid, times in zip(trains.unit_ids.tolist(), trains.spike_times, strict=True):
+        key = _field(str(uid), sep)
+        if times.size == 0:
+            fh.write(f"{key}{sep}\n")
+            continue
+        prefix = key + sep
+        for i0 in range(0, times.size, _WRITE_ROWS * 16):
+            chunk = times[i0 : i0 + _WRITE_ROWS * 16].tolist()
+            fh.write("".join(f"{prefix}{v!r}\n" for v in chunk))
+
+
+def write_dense(
+    fh: IO[str],
+    t: np.ndarray,
+    spikes: np.ndarray,
+    unit_ids: np.ndarray,
+    sep: str = ",",
+) -> None:
+    """Header ``t,<unit>,...`` then one row per time step."""
+    fh.write(_header_line(["t", *unit_ids.tolist()], sep))
+    write_rows(fh, [np.asarray(t), np.asarray(spikes)], sep)
+
+
+def write_columns(fh: IO[str], columns: Mapping[str, Any], sep: str = ",") -> None:
+    """One column per entry (all 1-D of one length), header = the names."""
+    arrays = [np.asarray(v) for v in columns.values()]
+    lengths = {a.shape for a in arrays}
+    if any(a.ndim != 1 for a in arrays) or len(lengths) > 1:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in columns.items())
+        raise ValueError(f"CSV columns must be 1-D of one length; got {shapes}")
+    fh.write(_header_line(list(columns), sep))
+    if arrays:
+        write_rows(fh, arrays, sep)
+
+
+class MatrixBackend:
+    """Rows of a (n_rows, N) matrix appended to a text file ``t,<unit>,...``."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        name: str,
+        n_rows: int,
+        unit_ids: np.ndarray,
+        dtype: np.dtype,
+        attrs: Mapping[str, Any] | None = None,
+        sep: str = ",",
+    ) -> None:
+        self.sep = sep
+        self.dtype = np.dtype(dtype)
+        self.fh = open(path, "w", encoding="utf-8", newline="\n")
+        self.fh.write(_header_line(["t", *np.asarray(unit_ids).tolist()], sep))
+
+    def write(self, row: int, t_chunk: np.ndarray, values: np.ndarray) -> None:
+        write_rows(
+            self.fh,
+            [np.asarray(t_chunk, dtype=np.float64), values.astype(self.dtype)],
+            self.sep,
+        )
+
+    def close(self) -> None:
+        self.fh.close()

@@ -1,0 +1,340 @@
+"""NPZ archives: dense (``t``, ``spikes``, ``unit_ids``) and events
+(``spike_times``, ``spike_times_index``, ``unit_ids``) layouts."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Mapping
+from typing import IO, Any
+
+import numpy as np
+
+from spikerates.errors import SpikeDataError
+from spikerates.io._source import Source
+from spikerates.spiketrains import (
+    DenseSpikes,
+    SpikeTrains,
+    normalize_unit_ids,
+    ragged_to_trains,
+    trains_to_ragged,
+)
+
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+)
+
+
+class _Archive:
+    """An open NPZ archive whose read errors name the file and array."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        try:
+            self.npz = np.load(src.target(), allow_pickle=False)
+        except _READ_ERRORS as exc:
+            raise SpikeDataError(
+                f"not a readable NPZ archive ({exc})", path=src.name
+            ) from exc
+        if not isinstance(self.npz, np.lib.npyio.NpzFile):
+            raise SpikeDataError(
+                "holds a single .npy array, not an NPZ archive", path=src.name
+            )
+        self.names = list(self.npz.files)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            return self.npz[name]
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):
+                raise SpikeDataError(
+                    "holds Python objects (pickled), which are not read; store "
+                    "numbers or text",
+                    path=self.src.name,
+                    dataset=name,
+                ) from exc
+            raise SpikeDataError(
+                f"cannot read ({exc})", path=self.src.name, dataset=name
+            ) from exc
+        except _READ_ERRORS as exc:
+            raise SpikeDataError(
+                f"cannot read ({exc or type(exc).__name__}); the archive may be "
+                "truncated",
+                path=self.src.name,
+                dataset=name,
+            ) from exc
+
+    def error(self, message: str, dataset: str | None = None) -> SpikeDataError:
+        return SpikeDataError(message, path=self.src.name, dataset=dataset)
+
+    def close(self) -> None:
+        self.npz.close()
+
+
+def _scalar(archive: _Archive, name: str) -> float | None:
+    if name not in archive:
+        return None
+    value = np.asarray(archive[name])
+    if value.size != 1 or value.dtype.kind not in "iuf":
+        raise archive.error(f"expected one number, got shape {value.shape}", name)
+    return float(value.ravel()[0])
+
+
+def _ids(archive: _Archive, name: str) -> np.ndarray | None:
+    if name not in archive:
+        return None
+    raw = archive[name]
+    if raw.ndim != 1:
+        raise archive.error(f"expected a 1-D array, got shape {raw.shape}", name)
+    return normalize_unit_ids(raw)
+
+
+def _read_events(archive: _Archive, times_name: str) -> SpikeTrains:
+    index_name = f"{times_name}_index"
+    if index_name not in archive:
+        raise archive.error(
+            "missing; the events layout needs the end offset of each unit's "
+            f"spikes beside {times_name}",
+            index_name,
+        )
+    trains = ragged_to_trains(
+        archive[times_name],
+        archive[index_name],
+        source=archive.src.name,
+        dataset=times_name,
+    )
+    unit_ids = _ids(archive, "unit_ids")
+    if unit_ids is not None and unit_ids.size != len(trains):
+        raise archive.error(
+            f"{unit_ids.size} ids for {len(trains)} units in {index_name}; "
+            "expected one id per unit",
+            "unit_ids",
+        )
+    labels = _ids(archive, "labels")
+    return SpikeTrains(
+        trains,
+        unit_ids=unit_ids,
+        t_start=_scalar(archive, "t_start"),
+        t_stop=_scalar(archive, "t_stop"),
+        labels=None if labels is None else labels.astype(str),
+        source=archive.src.name,
+    )
+
+
+def _read_dense(
+    archive: _Archive, name: str, values: str, dt: float | None
+) -> DenseSpikes:
+    if "t" not in archive:
+        raise archive.error(f"missing; the time axis of {name!r} is needed", "t")
+    try:
+        return DenseSpikes(
+            archive["t"],
+            archive[name],
+            unit_ids=_ids(archive, "unit_ids"),
+            values=values,
+            source=archive.src.name,
+            dt=dt,
+        )
+    except SpikeDataError as exc:
+        if exc.dataset == "spikes" and name != "spikes":
+            raise archive.error(exc.message, name) from None
+        raise
+
+
+def read(
+    src: Source,
+    *,
+    dataset: str | None = None,
+    values: str = "auto",
+    dt: float | None = None,
+) -> SpikeTrains | DenseSpikes:
+    """Read spikes from an NPZ archive (see :func:`spikerates.io.read_spikes`).
+
+    ``dataset`` names the array to read when the archive holds both layouts,
+    or a dense matrix stored under another name than ``spikes``.
+    """
+    archive = _Archive(src)
+    try:
+        if dataset is not None:
+            name = dataset.strip().strip("/")
+            if name.endswith("_index") and name[: -len("_index")] in archive:
+                name = name[: -len("_index")]
+            if name not in archive:
+                raise archive.error(
+                    f"no such array; the archive holds {', '.join(archive.names)}",
+                    name,
+                )
+            if f"{name}_index" in archive:
+                return _read_events(archive, name)
+            return _read_dense(archive, name, values, dt)
+        dense = "t" in archive and "spikes" in archive
+        events = "spike_times" in archive
+        if dense and events:
+            raise archive.error(
+                "holds both dense spikes (t, spikes) and events (spike_times); "
+                "choose one with --dataset spikes or --dataset spike_times"
+            )
+        if dense:
+            return _read_dense(archive, "spikes", values, dt)
+        if events:
+            return _read_events(archive, "spike_times")
+        raise archive.error(
+            "no spike data: expected arrays t and spikes (dense) or spike_times "
+            "and spike_times_index (events); the archive holds "
+            f"{', '.join(archive.names) or 'nothing'}"
+        )
+    finally:
+        archive.close()
+
+
+def read_table(src: Source) -> dict[str, np.ndarray]:
+    """Numeric 1-D arrays of the archive, as float64 arrays by name."""
+    archive = _Archive(src)
+    try:
+        out = {}
+        for name in archive.names:
+            data = archive[name]
+            if data.dtype.kind not in "iufb":
+                continue
+            if data.ndim == 2 and 1 in data.shape:
+                data = data.ravel()
+            if data.ndim == 1:
+                out[name] = data.astype(np.float64)
+        return out
+    finally:
+        archive.close()
+
+
+def _storable(arr: Any) -> np.ndarray:
+    """An array np.load reads without pickle (text as fixed-width unicode)."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "O":
+        return np.array([str(x) for x in arr.ravel()], dtype=str).reshape(arr.shape)
+    return arr
+
+
+def _save(fh: IO[bytes], arrays: Mapping[str, Any]) -> None:
+    np.savez(fh, **{k: _storable(v) for k, v in arrays.items()})
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    for key, value in (extra or {}).items():
+        if key in base:
+            raise ValueError(f"extra array {key!r} clashes with a spike array")
+        base[key] = value
+    return base
+
+
+def write_events(
+    fh: IO[bytes], trains: SpikeTrains, *, extra: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``spike_times``, ``spike_times_index``, ``unit_ids`` (and
+    ``labels``, ``t_start``, ``t_stop`` when known)."""
+    flat, ends = trains_to_ragged(trains)
+    arrays: dict[str, Any] = {
+        "spike_times": flat,
+        "spike_times_index": ends,
+        "unit_ids": trains.unit_ids,
+    }
+    if trains.labels is not None:
+        arrays["labels"] = trains.labels
+    if trains.t_start is not None:
+        arrays["t_start"] = np.float64(trains.t_start)
+    if trains.t_stop is not None:
+        arrays["t_stop"] = np.float64(trains.t_stop)
+    _save(fh, _merge(arrays, extra))
+
+
+def write_dense(
+    fh: IO[bytes],
+    t: np.ndarray,
+    spikes: np.ndarray,
+    unit_ids: np.ndarray,
+    *,
+    name: str = "spikes",
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``t``, ``<name>`` and ``unit_ids``."""
+    _save(fh, _merge({"t": t, name: spikes, "unit_ids": unit_ids}, extra))
+
+
+def write_arrays(fh: IO[bytes], arrays: Mapping[str, Any]) -> None:
+    """Write each array under its name."""
+    _save(fh, arrays)
+
+
+def _header(entry: IO[bytes], dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    np.lib.format.write_array_header_1_0(
+        entry,
+        {
+            "descr": np.lib.format.dtype_to_descr(dtype),
+            "fortran_order": False,
+            "shape": shape,
+        },
+    )
+
+
+class MatrixBackend:
+    """Rows of a (n_rows, N) matrix streamed into an NPZ entry.
+
+    The ``.npy`` header is written first (the shape is known), then the raw
+    bytes of each chunk, so memory stays bounded. ``t`` is spooled to a
+    temporary file and copied into its own entry at the end.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        name: str,
+        n_rows: int,
+        unit_ids: np.ndarray,
+        dtype: np.dtype,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.n_rows = n_rows
+        self.zip = zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self.t_spool = tempfile.TemporaryFile()
+        try:
+            with self.zip.open("unit_ids.npy", "w") as entry:
+                np.lib.format.write_array(
+                    entry, _storable(unit_ids), allow_pickle=False
+                )
+            self.entry = self.zip.open(f"{name}.npy", "w", force_zip64=True)
+            _header(self.entry, self.dtype, (n_rows, len(unit_ids)))
+        except BaseException:
+            self.close()
+            raise
+
+    def write(self, row: int, t_chunk: np.ndarray, values: np.ndarray) -> None:
+        block = np.ascontiguousarray(values, dtype=self.dtype)
+        if block.size:
+            self.entry.write(memoryview(block.reshape(-1)).cast("B"))
+        t_block = np.ascontiguousarray(t_chunk, dtype="<f8")
+        if t_block.size:
+            self.t_spool.write(memoryview(t_block).cast("B"))
+
+    def close(self) -> None:
+        try:
+            entry = getattr(self, "entry", None)
+            if entry is not None and not entry.closed:
+                entry.close()
+                with self.zip.open("t.npy", "w", force_zip64=True) as t_entry:
+                    _header(t_entry, np.dtype("<f8"), (self.n_rows,))
+                    self.t_spool.seek(0)
+                    shutil.copyfileobj(self.t_spool, t_entry, 1 << 20)
+        finally:
+            self.t_spool.close()
+            self.zip.close()

@@ -1,0 +1,196 @@
+"""Phy / Kilosort output folders (read only).
+
+A folder holds ``spike_times.npy`` (spike times in samples), ``spike_clusters.npy``
+(the cluster of each spike; ``spike_templates.npy`` when there is no
+curated clustering) and ``params.py`` with ``sample_rate`` in Hz. Unit labels
+come from ``cluster_group.tsv`` (column ``group``, Phy's curation), falling
+back to ``cluster_KSLabel.tsv`` (column ``KSLabel``, Kilosort's own) for
+clusters the first does not list. ``params.py`` is parsed, never executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spikerates.errors import SpikeDataError
+from spikerates.spiketrains import SpikeTrains
+
+LABEL_FILES = (("cluster_group.tsv", "group"), ("cluster_KSLabel.tsv", "KSLabel"))
+
+
+def parse_params(path: str) -> dict[str, Any]:
+    """Literal assignments of a Phy ``params.py`` (``name = literal``), parsed
+    with :func:`ast.literal_eval`; other statements are ignored."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        tree = ast.parse(text, filename=path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
+    except SyntaxError as exc:
+        raise SpikeDataError(
+            f"line {exc.lineno}: not valid Python syntax ({exc.msg})", path=path
+        ) from exc
+    params: dict[str, Any] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        try:
+            value = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                params[target.id] = value
+    return params
+
+
+def _sample_rate(folder: str) -> float:
+    path = os.path.join(folder, "params.py")
+    if not os.path.isfile(path):
+        raise SpikeDataError(
+            "missing params.py (it gives sample_rate, the samples per second)",
+            path=folder,
+        )
+    params = parse_params(path)
+    if "sample_rate" not in params:
+        raise SpikeDataError(
+            "no sample_rate assignment (e.g. 'sample_rate = 30000.0')",
+            path=path,
+            dataset="sample_rate",
+        )
+    rate = params["sample_rate"]
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not np.isfinite(rate)
+        or rate <= 0
+    ):
+        raise SpikeDataError(
+            f"must be a number > 0 (samples per second), got {rate!r}",
+            path=path,
+            dataset="sample_rate",
+        )
+    return float(rate)
+
+
+def _load_vector(folder: str, name: str) -> np.ndarray:
+    path = os.path.join(folder, name)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
+    except (OSError, EOFError) as exc:
+        raise SpikeDataError(
+            f"cannot read ({exc or type(exc).__name__}); the file may be truncated",
+            path=path,
+        ) from exc
+    if not isinstance(arr, np.ndarray):
+        raise SpikeDataError("expected a .npy array", path=path)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise SpikeDataError(
+            f"expected shape (n,) or (n, 1), got {arr.shape}", path=path
+        )
+    if arr.dtype.kind not in "iuf":
+        raise SpikeDataError(f"expected numbers, got dtype {arr.dtype}", path=path)
+    return arr
+
+
+def _labels(folder: str, cluster_ids: np.ndarray) -> np.ndarray | None:
+    """Per-cluster labels: cluster_group.tsv over cluster_KSLabel.tsv."""
+    found: dict[int, str] = {}
+    any_file = False
+    # Later files only fill clusters the earlier ones left unlabelled.
+    for filename, column in LABEL_FILES:
+        path = os.path.join(folder, filename)
+        if not os.path.isfile(path):
+            continue
+        any_file = True
+        try:
+            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
+        columns = {c.strip().lower(): c for c in table.columns}
+        id_col = columns.get("cluster_id", columns.get("id"))
+        label_col = columns.get(column.lower(), columns.get("label"))
+        if id_col is None or label_col is None:
+            raise SpikeDataError(
+                f"expected columns 'cluster_id' and '{column}', got "
+                f"{', '.join(table.columns)}",
+                path=path,
+            )
+        for i, (cid, label) in enumerate(
+            zip(table[id_col], table[label_col], strict=True)
+        ):
+            try:
+                key = int(str(cid).strip())
+            except ValueError:
+                raise SpikeDataError(
+                    f"line {i + 2}: cluster id {cid!r} is not an integer",
+                    path=path,
+                    dataset=id_col,
+                ) from None
+            found.setdefault(key, str(label).strip())
+    if not any_file:
+        return None
+    return np.array([found.get(int(c), "") for c in cluster_ids], dtype=str)
+
+
+def read(folder: str) -> SpikeTrains:
+    """Read a Phy/Kilosort folder into :class:`SpikeTrains`.
+
+    Spike times are ``samples / sample_rate`` seconds; units are the clusters
+    with spikes, ids ascending; labels ("" where no file labels a cluster).
+    """
+    times_path = os.path.join(folder, "spike_times.npy")
+    if not os.path.isfile(times_path):
+        raise SpikeDataError(
+            "is a folder but not a Phy/Kilosort output: spike_times.npy is missing",
+            path=folder,
+        )
+    clusters_name = "spike_clusters.npy"
+    if not os.path.isfile(os.path.join(folder, clusters_name)):
+        clusters_name = "spike_templates.npy"
+        if not os.path.isfile(os.path.join(folder, clusters_name)):
+            raise SpikeDataError(
+                "spike_clusters.npy (or spike_templates.npy) is missing",
+                path=folder,
+            )
+    rate = _sample_rate(folder)
+    samples = _load_vector(folder, "spike_times.npy")
+    clusters = _load_vector(folder, clusters_name)
+    clusters_path = os.path.join(folder, clusters_name)
+    if clusters.size != samples.size:
+        raise SpikeDataError(
+            f"{clusters.size} cluster ids for {samples.size} spike times in "
+            "spike_times.npy; expected one per spike",
+            path=clusters_path,
+        )
+    if clusters.dtype.kind == "f":
+        if not np.all(clusters == np.round(clusters)):
+            raise SpikeDataError("cluster ids must be integers", path=clusters_path)
+    clusters = clusters.astype(np.int64)
+    if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
+        raise SpikeDataError(
+            "spike times must be finite; found NaN or inf", path=times_path
+        )
+    times = samples.astype(np.float64) / rate
+    ids, inverse = np.unique(clusters, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.lexsort((times, inverse))
+    counts = np.bincount(inverse, minlength=ids.size)
+    spike_times = np.split(times[order], np.cumsum(counts)[:-1]) if ids.size else []
+    return SpikeTrains(
+        list(spike_times),
+        unit_ids=ids,
+        t_start=None,
+        labels=_labels(folder, ids),
+        source=folder,
+    )

@@ -1,0 +1,444 @@
+"""The data model: grid rules, exact binning, values rule, dense <-> events."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.spiketrains import (
+    DenseSpikes,
+    Grid,
+    SpikeTrains,
+    bin_spikes,
+    count_outside,
+    decide_values,
+    dense_to_events,
+    events_to_dense,
+    ragged_to_trains,
+    snap_to_grid,
+    trains_to_ragged,
+)
+
+DTS = [0.001, 0.0005, 0.1, 1.0, 1 / 30000, 0.003]
+
+
+def oracle_bin(s: float, grid: Grid) -> int | None:
+    """Bin of one spike by exact rational arithmetic on the decimal values.
+
+    The grid times are the exact rationals t_start + (k+1) dt; a spike within
+    1e-9 dt of one belongs to its bin, otherwise to the k with
+    t[k] - dt < s < t[k].
+    """
+    t0, dt, x = Fraction(grid.t_start), Fraction(grid.dt), Fraction(s)
+    steps = (x - t0) / dt
+    nearest = round(steps)
+    if abs(steps - nearest) <= Fraction(1, 10**9):
+        k = nearest - 1
+    else:
+        k = int(-((-steps.numerator) // steps.denominator)) - 1  # ceil(steps) - 1
+    return k if 0 <= k < grid.n_steps else None
+
+
+def oracle_counts(spike_times, grid: Grid) -> np.ndarray:
+    out = np.zeros((grid.n_steps, len(spike_times)), dtype=np.int64)
+    for j, times in enumerate(spike_times):
+        for s in times:
+            k = oracle_bin(float(s), grid)
+            if k is not None:
+                out[k, j] += 1
+    return out
+
+
+# --- Grid ------------------------------------------------------------------
+
+
+def test_grid_times_and_stop():
+    grid = Grid(-0.5, 0.25, 4)
+    np.testing.assert_array_equal(grid.times(), [-0.25, 0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(grid.times(1, 3), [0.0, 0.25])
+    assert grid.t_stop == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"t_start": 0.0, "dt": 0.0, "n_steps": 3}, "dt"),
+        ({"t_start": 0.0, "dt": -1.0, "n_steps": 3}, "dt"),
+        ({"t_start": np.nan, "dt": 1.0, "n_steps": 3}, "t_start"),
+        ({"t_start": 0.0, "dt": 1.0, "n_steps": -1}, "t_stop"),
+    ],
+)
+def test_grid_rejects_bad_parameters(kwargs, name):
+    with pytest.raises(ParameterError, match=name):
+        Grid(**kwargs)
+
+
+def test_grid_range_checked():
+    with pytest.raises(ValueError, match="outside the grid"):
+        Grid(0.0, 1.0, 3).times(2, 5)
+
+
+# --- default grid of SPEC section 4 ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "times, dt, t_start, n_steps",
+    [
+        # t_start = 0 when every spike is after 0; t_stop the first grid time
+        # at or after the last spike.
+        ([[0.0105, 0.002]], 0.001, 0.0, 11),
+        ([[0.004]], 0.001, 0.0, 4),
+        # A spike at 0 lies in the bin ending at 0: t_start moves to -dt.
+        ([[0.0, 0.5]], 0.1, -0.1, 6),
+        # Negative times: t_start = the grid point just below the earliest.
+        ([[-0.25, 0.1]], 0.1, -0.3, 4),
+        ([[-0.2, 0.1]], 0.1, -0.3, 4),
+        ([[0.3], [-1.05]], 0.5, -1.5, 4),
+        # No spikes at all: an empty grid at 0.
+        ([[], []], 0.01, 0.0, 0),
+    ],
+)
+def test_default_grid(times, dt, t_start, n_steps):
+    grid = SpikeTrains([np.array(t) for t in times]).grid(dt)
+    assert grid.t_start == pytest.approx(t_start, abs=1e-12)
+    assert grid.n_steps == n_steps
+    # Every spike lands in the default grid.
+    trains = [np.array(t, float) for t in times]
+    assert count_outside(trains, grid) == 0
+
+
+def test_explicit_window_counts_outside():
+    trains = SpikeTrains([np.array([0.05, 0.15, 0.35, 0.95]), np.array([1.2])])
+    grid = trains.grid(0.1, t_start=0.1, t_stop=0.9)
+    assert (grid.t_start, grid.n_steps) == (0.1, 8)
+    counts = bin_spikes(trains.spike_times, grid)
+    assert counts.sum() == 2
+    assert count_outside(trains.spike_times, grid) == 3
+
+
+def test_window_hints_from_source_are_defaults():
+    trains = SpikeTrains([np.array([0.5])], t_start=-1.0, t_stop=2.0)
+    grid = trains.grid(0.5)
+    assert (grid.t_start, grid.n_steps) == (-1.0, 6)
+    assert trains.grid(0.5, t_start=0.0).n_steps == 4
+
+
+def test_t_stop_before_t_start_is_an_error():
+    with pytest.raises(ParameterError, match="t_stop"):
+        SpikeTrains([np.array([0.5])]).grid(0.1, t_start=1.0, t_stop=0.5)
+
+
+# --- exact binning ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dt", DTS)
+def test_spikes_on_grid_times_go_to_that_bin(dt):
+    # Times computed in several ways, all meant to be the grid time j*dt.
+    j = np.arange(1, 200)
+    variants = [j * dt, np.cumsum(np.full(199, dt)), j / (1 / dt), j * dt + 1e-12 * dt]
+    grid = Grid(0.0, dt, 200)
+    for times in variants:
+        counts = bin_spikes([times], grid)
+        np.testing.assert_array_equal(np.flatnonzero(counts[:, 0]), j - 1)
+
+
+def test_float_noise_on_a_bin_edge():
+    # 0.1 + 0.2 = 0.30000000000000004 is the grid time 0.3, not in the next bin.
+    counts = bin_spikes([np.array([0.1 + 0.2])], Grid(0.0, 0.1, 5))
+    assert np.flatnonzero(counts[:, 0]).tolist() == [2]
+
+
+def test_just_after_an_edge_goes_to_the_next_bin():
+    dt = 0.001
+    counts = bin_spikes([np.array([0.002 + 1e-6 * dt])], Grid(0.0, dt, 5))
+    assert np.flatnonzero(counts[:, 0]).tolist() == [2]
+
+
+times_strategy = st.lists(
+    st.one_of(
+        # On bin edges (as decimals and as float products).
+        st.integers(-50, 150).map(lambda j: j * 0.001),
+        st.integers(-50, 150).map(lambda j: float(f"{j / 1000:.3f}")),
+        # Anywhere, including far outside the grid.
+        st.floats(-0.1, 0.2, allow_nan=False),
+        st.integers(-50, 150).map(lambda j: j * 0.001 + 0.0004),
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    units=st.lists(times_strategy, max_size=4),
+    t_start=st.sampled_from([0.0, -0.01, 0.005, -0.0423]),
+    n_steps=st.integers(0, 120),
+)
+def test_binning_matches_exact_oracle(units, t_start, n_steps):
+    grid = Grid(t_start, 0.001, n_steps)
+    spike_times = [np.sort(np.array(u, dtype=float)) for u in units]
+    counts = bin_spikes(spike_times, grid)
+    np.testing.assert_array_equal(counts, oracle_counts(spike_times, grid))
+    total = sum(t.size for t in spike_times)
+    assert counts.sum() + count_outside(spike_times, grid) == total
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    units=st.lists(times_strategy, min_size=1, max_size=4),
+    cuts=st.lists(st.integers(0, 200), max_size=5),
+)
+def test_binning_by_chunks_equals_whole(units, cuts):
+    grid = Grid(-0.05, 0.001, 200)
+    spike_times = [np.sort(np.array(u, dtype=float)) for u in units]
+    whole = bin_spikes(spike_times, grid)
+    edges = [0, *sorted(cuts), 200]
+    pieces = [
+        bin_spikes(spike_times, grid, a, b)
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+
+
+def test_bin_spikes_counts_repeats_and_keeps_empty_units():
+    counts = bin_spikes([np.array([0.5, 0.5, 0.5]), np.array([])], Grid(0.0, 0.5, 2))
+    np.testing.assert_array_equal(counts, [[3, 0], [0, 0]])
+    assert counts.dtype == np.int64
+
+
+def test_snap_to_grid_gives_grid_times_of_occupied_bins():
+    grid = Grid(-0.1, 0.1, 10)
+    snapped = snap_to_grid([np.array([0.05, 0.07, 0.3, 5.0]), np.array([])], grid)
+    times = grid.times()
+    np.testing.assert_array_equal(snapped[0], [times[1], times[3]])
+    assert snapped[1].size == 0
+
+
+# --- SpikeTrains -------------------------------------------------------------
+
+
+def test_spike_trains_sort_and_convert(sample_trains):
+    for times in sample_trains.spike_times:
+        assert times.dtype == np.float64
+        assert np.all(np.diff(times) >= 0)
+    assert sample_trains.n_units == 5
+    assert sample_trains.spike_times[0].tolist() == [-0.002, 0.001, 0.25, 0.5]
+    float32 = SpikeTrains([np.array([0.3, 0.1], dtype=np.float32)])
+    assert float32.spike_times[0].tolist() == [np.float32(0.1), np.float32(0.3)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"spike_times": [np.array([0.1, np.nan])]}, "nan spike time"),
+        ({"spike_times": [np.array([np.inf])]}, "inf spike time"),
+        ({"spike_times": [np.array([0.1])], "unit_ids": [1, 2]}, "2 unit ids for 1"),
+        ({"spike_times": [[0.1], [0.2]], "unit_ids": [4, 4]}, "4 appears more than"),
+        ({"spike_times": [[0.1]], "labels": ["a", "b"]}, "2 labels for 1 units"),
+        ({"spike_times": [["a"]]}, "not numbers"),
+        ({"spike_times": [[0.1]], "t_start": 1.0, "t_stop": 0.0}, "before t_start"),
+    ],
+)
+def test_spike_trains_reject_bad_data(kwargs, match):
+    with pytest.raises(SpikeDataError, match=match):
+        SpikeTrains(**{"source": "rec.nwb", **kwargs})
+
+
+def test_select_units_and_labels(sample_trains):
+    picked = sample_trains.select_units(["42", 7])
+    # The source's order is kept.
+    assert picked.unit_ids.tolist() == [7, 42]
+    assert picked.labels.tolist() == ["good", "good"]
+    good = sample_trains.select_labels("good")
+    assert good.unit_ids.tolist() == [7, 11, 42]
+    with pytest.raises(SpikeDataError, match="no unit with id 5"):
+        sample_trains.select_units([5])
+    with pytest.raises(SpikeDataError, match="no unit labels"):
+        SpikeTrains([np.zeros(1)]).select_labels("good")
+
+
+def test_string_unit_ids():
+    trains = SpikeTrains([[0.1], [0.2]], unit_ids=np.array(["b", "a"], dtype=object))
+    assert trains.unit_ids.dtype.kind == "U"
+    assert trains.select_units(["a"]).spike_times[0].tolist() == [0.2]
+
+
+# --- values rule -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spikes, dt, expected",
+    [
+        (np.array([[0, 1000.0], [2000.0, 0]]), 0.001, "amplitude"),
+        (np.array([[0, 1, 3], [2, 0, 0]]), 0.001, "counts"),
+        (np.array([[0, 1.0], [2.0, 0]], dtype=np.float32), 0.001, "counts"),
+        # A multiple of 1/dt within rtol 1e-6 counts as amplitude.
+        (np.array([[1 / 0.003 * (1 + 1e-9)]]), 0.003, "amplitude"),
+        # Both readings coincide at dt = 1; the SPEC orders amplitude first.
+        (np.array([[0, 1], [1, 0]]), 1.0, "amplitude"),
+        (np.zeros((3, 2)), 0.001, "amplitude"),
+        (np.array([[True, False]]), 0.001, "counts"),
+    ],
+)
+def test_decide_values_auto(spikes, dt, expected):
+    assert decide_values(spikes, dt) == expected
+
+
+@pytest.mark.parametrize(
+    "spikes, mode, match",
+    [
+        (np.array([[0.5, 1000.0]]), "auto", "give --values counts or"),
+        (np.array([[-1.0, 0.0]]), "auto", "must be >= 0"),
+        (np.array([[np.nan]]), "amplitude", "finite"),
+        (np.array([[np.inf]]), "counts", "finite"),
+        (np.array([[0.5]]), "counts", "non-negative integers"),
+        (np.array([["x"]]), "auto", "numbers"),
+    ],
+)
+def test_decide_values_errors(spikes, mode, match):
+    with pytest.raises(SpikeDataError, match=match):
+        decide_values(spikes, 0.001, mode, source="x.npz")
+
+
+def test_decide_values_explicit_modes():
+    spikes = np.array([[0.5 / 0.001]])
+    assert decide_values(spikes, 0.001, "amplitude") == "amplitude"
+    assert decide_values(np.array([[2.0]]), 0.001, "counts") == "counts"
+    with pytest.raises(ParameterError, match="values"):
+        decide_values(spikes, 0.001, "rates")
+
+
+# --- DenseSpikes -------------------------------------------------------------
+
+
+def test_amplitude_chunk_counts_and_amplitude():
+    t = 0.002 * np.arange(1, 5)
+    counts = np.array([[0, 1], [2, 0], [0, 0], [1, 1]])
+    dense = DenseSpikes(t, counts, values="counts")
+    chunk = dense.amplitude_chunk(1, 3)
+    assert chunk.dtype == np.float64
+    np.testing.assert_allclose(chunk, counts[1:3] / 0.002, rtol=1e-12)
+    amp = (counts / 0.002).astype(np.float32)
+    dense = DenseSpikes(t, amp)
+    assert dense.values == "amplitude"
+    np.testing.assert_array_equal(dense.amplitude_chunk(), amp.astype(np.float64))
+    np.testing.assert_array_equal(dense.counts_chunk(), counts)
+
+
+@pytest.mark.parametrize(
+    "t, spikes, kwargs, match",
+    [
+        ([0.1, 0.2, 0.35], np.zeros((3, 1)), {}, "uniform"),
+        ([0.3, 0.2, 0.1], np.zeros((3, 1)), {}, "must increase"),
+        ([0.1, 0.1, 0.2], np.zeros((3, 1)), {}, "must increase"),
+        ([0.1, np.nan, 0.3], np.zeros((3, 1)), {}, "finite"),
+        ([0.1, 0.2, 0.3], np.zeros((2, 3)), {}, "shape"),
+        ([0.1, 0.2], np.zeros((3, 2)), {}, "transposed"),
+        ([0.1, 0.2, 0.3], np.zeros((3, 1)), {"dt": 0.2}, "disagrees"),
+        ([0.1, 0.2, 0.3], np.zeros((3, 2)), {"unit_ids": [1]}, "1 unit ids for 2"),
+        ([0.5], np.zeros((1, 1)), {}, "give --dt"),
+        ([0.1, 0.2, 0.3], -np.ones((3, 1)), {}, ">= 0"),
+    ],
+)
+def test_dense_spikes_reject_bad_data(t, spikes, kwargs, match):
+    with pytest.raises(SpikeDataError, match=match):
+        DenseSpikes(np.array(t), spikes, source="rec.h5", **kwargs)
+
+
+def test_dense_float32_time_axis_is_uniform_enough():
+    t = (np.arange(1, 2001) * 0.001).astype(np.float32)
+    dense = DenseSpikes(t, np.zeros((2000, 1)))
+    assert dense.dt == pytest.approx(0.001, rel=1e-6)
+
+
+def test_dense_select_units():
+    dense = DenseSpikes(
+        [0.1, 0.2], np.array([[1, 2, 3], [4, 5, 6]]), unit_ids=[5, 6, 7]
+    )
+    sub = dense.select_units(["7", 5])
+    assert sub.unit_ids.tolist() == [5, 7]
+    np.testing.assert_array_equal(sub.counts_chunk(), [[1, 3], [4, 6]])
+
+
+# --- dense <-> events ----------------------------------------------------------
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    counts=st.integers(1, 60).flatmap(
+        lambda m: st.lists(
+            st.lists(st.integers(0, 3), min_size=m, max_size=m), max_size=4
+        )
+    ),
+    t0=st.sampled_from([0.0, -1.0, 12.5, 3600.0]),
+    dt=st.sampled_from(DTS),
+    amplitude=st.booleans(),
+)
+def test_dense_events_dense_is_identity(counts, t0, dt, amplitude):
+    n_steps = len(counts[0]) if counts else 5
+    matrix = np.array(counts, dtype=np.int64).T.reshape(n_steps, len(counts))
+    t = t0 + dt * np.arange(1, n_steps + 1)
+    if n_steps < 2:
+        return
+    values = matrix / dt if amplitude else matrix
+    dense = DenseSpikes(t, values, unit_ids=np.arange(10, 10 + len(counts)))
+    trains = dense_to_events(dense)
+    assert trains.unit_ids.tolist() == dense.unit_ids.tolist()
+    grid = trains.grid(dense.dt)
+    assert grid.n_steps == n_steps
+    # Within 1e-9 dt, or the float64 resolution at t (3600 s at 1/30000 s).
+    atol = max(1e-9 * dt, 4 * np.finfo(float).eps * np.abs(t).max())
+    np.testing.assert_allclose(grid.times(), t, rtol=0, atol=atol)
+    np.testing.assert_array_equal(events_to_dense(trains, grid), matrix)
+
+
+@pytest.mark.parametrize("t0", [0.0, 3600.0, -7200.0, 86400.0])
+@pytest.mark.parametrize("dt", [1 / 30000, 1e-3, 0.1])
+def test_identity_far_from_zero(t0, dt):
+    # A spike in every bin far along a recording: float64 resolution of t
+    # exceeds 1e-9 dt there, and binning must still give every bin back.
+    n_steps = 5000
+    t = t0 + dt * np.arange(1, n_steps + 1)
+    matrix = np.ones((n_steps, 1), dtype=np.int64)
+    trains = dense_to_events(DenseSpikes(t, matrix, values="counts"))
+    grid = trains.grid(dt)
+    assert grid.n_steps == n_steps
+    np.testing.assert_array_equal(events_to_dense(trains, grid), matrix)
+
+
+def test_dense_to_events_places_spikes_at_t():
+    t = np.array([1.0, 2.0, 3.0])
+    trains = dense_to_events(DenseSpikes(t, [[0, 1], [2, 0], [0, 0]], values="counts"))
+    assert [x.tolist() for x in trains.spike_times] == [[2.0, 2.0], [1.0]]
+    assert (trains.t_start, trains.t_stop) == (0.0, 3.0)
+
+
+# --- ragged arrays -----------------------------------------------------------
+
+
+def test_ragged_round_trip(sample_trains):
+    flat, ends = trains_to_ragged(sample_trains)
+    back = ragged_to_trains(flat, ends)
+    for a, b in zip(back, sample_trains.spike_times, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "flat, index, match",
+    [
+        ([0.1, 0.2, 0.3], [2, 1, 3], "must not decrease"),
+        ([0.1, 0.2, 0.3], [1, 4], "out of range"),
+        ([0.1, 0.2, 0.3], [-1, 3], "out of range"),
+        ([0.1, 0.2, 0.3], [1, 2], "last offset is 2"),
+        ([0.1, 0.2], [], "no units"),
+        ([0.1, 0.2], [0.5, 2], "integers"),
+        ([[0.1, 0.2], [0.3, 0.4]], [4], "1-D"),
+    ],
+)
+def test_ragged_errors(flat, index, match):
+    with pytest.raises(SpikeDataError, match=match):
+        ragged_to_trains(np.array(flat), np.array(index), source="f.npz")
