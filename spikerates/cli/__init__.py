@@ -1,0 +1,71 @@
+"""The ``spikerates`` command line.
+
+Thin: each command parses its options, calls the library and writes the
+result. numpy, h5py, scipy, matplotlib and the library modules are imported
+inside the command bodies so that ``spikerates --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import click
+
+from spikerates import __version__
+from spikerates.cli.events import events
+from spikerates.cli.rates import rates
+from spikerates.cli.runner import Settings
+from spikerates.cli.simulate import simulate
+from spikerates.cli.tuning import tuning
+
+CONTEXT_SETTINGS = {
+    "help_option_names": ["-h", "--help"],
+    "show_default": True,
+    "max_content_width": 100,
+}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="spikerates")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Print a summary of each output, and a traceback with any error.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Silence notes (e.g. spikes left out of the window) and progress bars.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Spike trains in, firing rates out.
+
+    Read spikes (HDF5/NWB, NPZ, CSV/TSV, Phy folders; '-' is standard input),
+    convert them to events, estimate firing rates with kernel or ISI
+    estimators, and evaluate or simulate LIF-family neuron models. Results go
+    to standard output unless -o is given.
+
+    \b
+    Examples:
+      spikerates events recording.nwb --to csv
+      spikerates rates kernel recording.nwb -o rates.h5 --plot rates.png
+      spikerates simulate --n-neurons 50 -o - | spikerates rates isi - --from csv
+    """
+    if verbose and quiet:
+        raise click.UsageError("-v and -q cannot be combined")
+    ctx.obj = Settings(verbose=verbose, quiet=quiet)
+
+
+cli.add_command(events)
+cli.add_command(rates)
+cli.add_command(tuning)
+cli.add_command(simulate)
+
+
+def main() -> None:
+    """Entry point of the ``spikerates`` console script."""
+    cli.main(prog_name="spikerates")
+
+
+__all__ = ["cli", "main"]

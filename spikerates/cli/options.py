@@ -1,0 +1,441 @@
+"""Shared options and parameter types of the command line.
+
+Only ``click`` is imported here so that ``spikerates --help`` stays instant;
+numpy and the library modules are imported inside the command bodies.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+#: Format names accepted by ``--from`` (``phy`` is a folder, read only).
+READ_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv", "phy")
+#: Format names accepted by ``--to``.
+WRITE_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv")
+#: File extension written for each output format name.
+FORMAT_EXTENSIONS = {
+    "hdf5": ".h5",
+    "h5": ".h5",
+    "nwb": ".nwb",
+    "npz": ".npz",
+    "csv": ".csv",
+    "tsv": ".tsv",
+}
+KERNEL_KINDS = ("gauss", "expon", "alpha", "expogauss")
+ISI_INTERP_KINDS = (
+    "zero",
+    "linear",
+    "nearest",
+    "quadratic",
+    "cubic",
+    "slinear",
+    "previous",
+    "next",
+)
+INPUT_KINDS = ("constant", "ramp", "sine", "white")
+
+FC = Callable[..., Any]
+
+
+# ----------------------------------------------------------------------------
+# Parameter types
+
+
+class RangeType(click.ParamType):
+    """``LOW:HIGH`` (uniform draws) or one value, with optional bounds.
+
+    Parameters
+    ----------
+    low, high : float, optional
+        Bounds every value must respect.
+    low_open, high_open : bool
+        Whether the bounds themselves are excluded.
+    """
+
+    name = "LOW:HIGH"
+
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        *,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> None:
+        self.low = low
+        self.high = high
+        self.low_open = low_open
+        self.high_open = high_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple | float | int):
+            return value
+        text = str(value).strip()
+        parts = text.split(":")
+        if len(parts) > 2:
+            self.fail(f"expected LOW:HIGH or one number, got {text!r}", param, ctx)
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            self.fail(f"expected LOW:HIGH or one number, got {text!r}", param, ctx)
+        for number in numbers:
+            if not math.isfinite(number):
+                self.fail(f"{number} is not a finite number", param, ctx)
+            self._check_bounds(number, param, ctx)
+        if len(numbers) == 1:
+            return numbers[0]
+        low, high = numbers
+        if low > high:
+            self.fail(f"LOW must not exceed HIGH, got {text!r}", param, ctx)
+        return (low, high)
+
+    def _check_bounds(self, number: float, param, ctx) -> None:
+        if self.low is not None:
+            bad = number <= self.low if self.low_open else number < self.low
+            if bad:
+                sign = ">" if self.low_open else ">="
+                self.fail(f"{number:g} is not {sign} {self.low:g}", param, ctx)
+        if self.high is not None:
+            bad = number >= self.high if self.high_open else number > self.high
+            if bad:
+                sign = "<" if self.high_open else "<="
+                self.fail(f"{number:g} is not {sign} {self.high:g}", param, ctx)
+
+
+class UnitListType(click.ParamType):
+    """A comma-separated list of unit ids, kept as strings."""
+
+    name = "ID,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        ids = tuple(part.strip() for part in str(value).split(","))
+        if not ids or any(not part for part in ids):
+            self.fail(f"expected a comma-separated list of ids, got {value!r}")
+        return ids
+
+
+class InputSignalType(click.ParamType):
+    """``KIND:ARGS`` (constant, ramp, sine, white) or a file with columns t, x.
+
+    Converts to ``("spec", text)`` or ``("file", path)``; the spec's numbers
+    are checked by the library when the signal is made.
+    """
+
+    name = "SPEC|FILE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        kind = text.split(":", 1)[0]
+        if kind in INPUT_KINDS and not os.path.exists(text):
+            return ("spec", text)
+        if os.path.exists(text):
+            return ("file", text)
+        self.fail(
+            f"{text!r} is neither an existing file nor a signal "
+            f"({', '.join(k + ':...' for k in INPUT_KINDS)})",
+            param,
+            ctx,
+        )
+
+
+RANGE = RangeType()
+UNIT_LIST = UnitListType()
+INPUT_SIGNAL = InputSignalType()
+POSITIVE = click.FloatRange(min=0.0, min_open=True)
+NON_NEGATIVE = click.FloatRange(min=0.0)
+
+
+# ----------------------------------------------------------------------------
+# Option groups (decorators)
+
+
+def _apply(options: list[FC]) -> FC:
+    def decorator(f: FC) -> FC:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorator
+
+
+def inputs_argument(f: FC) -> FC:
+    """``INPUT...``: paths, ``-`` for standard input, or glob patterns."""
+    return click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)(f)
+
+
+def output_options(default_to_help: str, *, batch: bool = True) -> FC:
+    """``-o/--output`` and ``--to``; ``batch`` allows ``-o DIR``."""
+    where = "Output file, or '-' for standard output."
+    if batch:
+        where = (
+            "Output file, '-' for standard output, or a directory (required "
+            "with several inputs) receiving <input stem>.<ext>."
+        )
+    return _apply(
+        [
+            click.option(
+                "-o",
+                "--output",
+                default="-",
+                show_default=True,
+                metavar="OUT",
+                help=where,
+            ),
+            click.option(
+                "--to",
+                "to_format",
+                type=click.Choice(WRITE_FORMATS),
+                default=None,
+                show_default=True,
+                help="Output format. Default: from the output's extension; "
+                f"{default_to_help}",
+            ),
+        ]
+    )
+
+
+def spike_input_options(*, chunking: bool) -> FC:
+    """Options shared by the commands that read spikes."""
+    options = [
+        click.option(
+            "--from",
+            "from_format",
+            type=click.Choice(READ_FORMATS),
+            default=None,
+            show_default=True,
+            help="Input format. Default: from the extension, or on a pipe from "
+            "the content (HDF5 or zip signature, else text).",
+        ),
+        click.option(
+            "--dt",
+            type=POSITIVE,
+            default=None,
+            show_default=True,
+            help="Bin width in seconds when events are put on a grid "
+            "[default: 0.001]; with dense input it must agree with the file's t.",
+        ),
+        click.option(
+            "--t-start",
+            type=float,
+            default=None,
+            show_default=True,
+            help="Start of the window in seconds (the first grid time is "
+            "t-start + dt). Default: 0, or just below the earliest spike.",
+        ),
+        click.option(
+            "--t-stop",
+            type=float,
+            default=None,
+            show_default=True,
+            help="End of the window in seconds (the last grid time). Default: "
+            "the first grid time at or after the last spike.",
+        ),
+        click.option(
+            "--units",
+            type=UNIT_LIST,
+            default=None,
+            show_default=True,
+            help="Keep only these unit ids (outputs keep the source's unit order).",
+        ),
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            show_default=True,
+            help="Keep only units with this label (Phy's cluster_group, e.g. "
+            "good); repeat for several.",
+        ),
+        click.option(
+            "--dataset",
+            default=None,
+            show_default=True,
+            metavar="PATH",
+            help="HDF5 path of the spikes when the file holds several.",
+        ),
+        click.option(
+            "--values",
+            type=click.Choice(("auto", "counts", "amplitude")),
+            default="auto",
+            show_default=True,
+            help="Dense input values: spike counts per bin, or amplitude 1/dt "
+            "per spike; auto tells them apart.",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Process this many inputs at once.",
+        ),
+        plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
+    ]
+    if chunking:
+        options += [
+            click.option(
+                "--chunk-duration",
+                type=POSITIVE,
+                default=60.0,
+                show_default=True,
+                help="Seconds of data read, estimated and written at a time "
+                "(bounds memory).",
+            ),
+            click.option(
+                "--dtype",
+                type=click.Choice(("float64", "float32")),
+                default="float64",
+                show_default=True,
+                help="Type of the written rates (computation is float64).",
+            ),
+        ]
+    return _apply(options)
+
+
+def neuron_options(models: tuple[str, ...], default_model: str) -> FC:
+    """Model, its parameters, and the population (seeded or from a file).
+
+    ``--sigma`` is offered only when one of ``models`` is softlif.
+    """
+    options = [
+        click.option(
+            "--model",
+            type=click.Choice(models),
+            default=default_model,
+            show_default=True,
+            help="Neuron model.",
+        ),
+        click.option(
+            "--tau-rc",
+            type=POSITIVE,
+            default=0.02,
+            show_default=True,
+            help="Membrane time constant in seconds.",
+        ),
+        click.option(
+            "--tau-ref",
+            type=NON_NEGATIVE,
+            default=0.002,
+            show_default=True,
+            help="Refractory period in seconds.",
+        ),
+        click.option(
+            "--amplitude",
+            type=POSITIVE,
+            default=1.0,
+            show_default=True,
+            help="Scale of the output (rates, and spikes of amplitude/dt).",
+        ),
+    ]
+    if "softlif" in models:
+        options.append(
+            click.option(
+                "--sigma",
+                type=POSITIVE,
+                default=1.0,
+                show_default=True,
+                help="SoftLIF smoothing around the threshold.",
+            )
+        )
+    return _apply(
+        options
+        + [
+            click.option(
+                "--min-voltage",
+                type=click.FloatRange(max=0.0),
+                default=0.0,
+                show_default=True,
+                help="Lower bound of the membrane voltage (spiking models).",
+            ),
+            click.option(
+                "--n-neurons",
+                type=click.IntRange(min=1),
+                default=10,
+                show_default=True,
+                help="Number of neurons of the seeded population.",
+            ),
+            click.option(
+                "--max-rates",
+                type=RangeType(low=0.0, low_open=True),
+                default="200:400",
+                show_default=True,
+                help="Firing rate in Hz at x = encoder: LOW:HIGH (uniform draws) "
+                "or one value; below 1/tau-ref.",
+            ),
+            click.option(
+                "--intercepts",
+                type=RangeType(high=1.0, high_open=True),
+                default="-1:0.9",
+                show_default=True,
+                help="x at which firing starts: LOW:HIGH (uniform draws) or one "
+                "value; below 1.",
+            ),
+            click.option(
+                "--encoders",
+                type=click.Choice(("random", "positive")),
+                default="random",
+                show_default=True,
+                help="Encoders: random = +1 or -1 with equal probability.",
+            ),
+            click.option(
+                "--seed",
+                type=int,
+                default=None,
+                show_default=True,
+                help="Seed of the population draws (and of random inputs and "
+                "initial voltages). Default: fresh entropy.",
+            ),
+            click.option(
+                "--neurons",
+                "neurons_file",
+                default=None,
+                metavar="FILE",
+                help="Per-neuron table (CSV, NPZ or HDF5) with columns gain,bias "
+                "or max_rate,intercept, and optionally encoder; replaces the "
+                "seeded population.",
+            ),
+        ]
+    )
+
+
+FIGURE_EXTENSIONS = (".png", ".svg", ".pdf")
+
+
+def _check_figure(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is not None and os.path.splitext(value)[1].lower() not in (
+        FIGURE_EXTENSIONS
+    ):
+        raise click.BadParameter(
+            f"{value!r}: a figure file must end in .png, .svg or .pdf",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
+def plot_option(what: str) -> FC:
+    """``--plot FIG``: also save a figure, its format from the extension."""
+    return click.option(
+        "--plot",
+        "plot_path",
+        default=None,
+        metavar="FIG",
+        callback=_check_figure,
+        help=f"Also save a figure (PNG, SVG or PDF by extension). {what}",
+    )
+
+
+POPULATION_OPTIONS = ("n_neurons", "max_rates", "intercepts", "encoders")
+
+
+def explicit(ctx: click.Context, name: str) -> bool:
+    """Whether the option ``name`` was given on the command line."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

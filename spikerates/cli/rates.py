@@ -1,0 +1,311 @@
+"""``spikerates rates kernel`` and ``spikerates rates isi``: firing rates in Hz.
+
+Both stream through :func:`spikerates.pipeline.estimate_rates`: spikes are
+read, estimated and written in time chunks of ``--chunk-duration`` seconds,
+so memory stays bounded whatever the recording's length.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from spikerates.cli.events import DEFAULT_DT, ReadOptions, check_window, read_source
+from spikerates.cli.options import (
+    ISI_INTERP_KINDS,
+    KERNEL_KINDS,
+    POSITIVE,
+    inputs_argument,
+    output_options,
+    spike_input_options,
+)
+from spikerates.cli.runner import Job, Report, plan_jobs, run_jobs
+
+#: Most time rows kept in memory for a --plot figure (block means).
+PLOT_ROWS = 1500
+
+
+@dataclass(frozen=True)
+class RateOptions:
+    """Estimator and output options of one rates run (picklable)."""
+
+    read: ReadOptions
+    method: str
+    estimator: dict[str, Any] = field(default_factory=dict)
+    chunk_duration: float = 60.0
+    dtype: str = "float64"
+
+
+@click.group(
+    epilog="""\b
+Examples:
+  spikerates rates kernel recording.nwb -o rates.h5 --plot rates.png
+  spikerates rates isi sorting/phy --label good --interp linear -o isi.npz
+"""
+)
+def rates() -> None:
+    """Estimate firing rates (Hz) on a time grid from spikes.
+
+    Output: t (M,), rates (M, N) in Hz and unit_ids (NPZ/HDF5, with the
+    estimator's parameters as attributes), or CSV t,<unit>,... . Events are
+    put on the grid t[k] = t-start + (k+1) dt; dense input keeps its t.
+    """
+
+
+def _rates_command(method: str, **options: Any) -> None:
+    check_window(options)
+    jobs = plan_jobs(
+        options["inputs"], options["output"], options["to_format"], options["plot_path"]
+    )
+    if method == "kernel":
+        estimator = {
+            "kind": options["kind"],
+            "tau": options["tau"],
+            "normalize": options["normalize"],
+            "causal": options["causal"],
+        }
+    else:
+        estimator = {"interp": options["interp"], "midpoint": options["midpoint"]}
+    params = RateOptions(
+        read=ReadOptions.from_options(options),
+        method=method,
+        estimator=estimator,
+        chunk_duration=options["chunk_duration"],
+        dtype=options["dtype"],
+    )
+    run_jobs(functools.partial(_rates_task, params), jobs, options["jobs"])
+
+
+@rates.command(
+    epilog="""\b
+Examples:
+  spikerates rates kernel recording.nwb -o rates.h5 --plot rates.png
+  spikerates rates kernel spikes.csv --kind alpha --tau 0.02 --causal > rates.csv
+  spikerates simulate -o - | spikerates rates kernel - --from csv
+"""
+)
+@inputs_argument
+@output_options("csv on standard output, npz in a directory.")
+@spike_input_options(chunking=True)
+@click.option(
+    "--kind",
+    type=click.Choice(KERNEL_KINDS),
+    default="gauss",
+    show_default=True,
+    help="Kernel shape.",
+)
+@click.option(
+    "--tau",
+    type=POSITIVE,
+    default=0.04,
+    show_default=True,
+    help="Kernel time constant in seconds (gauss: 2 standard deviations).",
+)
+@click.option(
+    "--normalize",
+    is_flag=True,
+    help="Scale the sampled kernel to a discrete mass of exactly 1.",
+)
+@click.option(
+    "--causal",
+    is_flag=True,
+    help="Do not shift expon/alpha kernels back by their delay (rates only "
+    "depend on past spikes).",
+)
+def kernel(inputs: tuple[str, ...], **options: Any) -> None:
+    """Kernel rates: spikes convolved with a smoothing kernel.
+
+    INPUT is a file, a Phy folder, '-' (standard input) or a glob pattern.
+    Without --normalize/--causal the result equals nengo_extras'
+    rates_kernel.
+    """
+    _rates_command("kernel", inputs=inputs, **options)
+
+
+@rates.command(
+    epilog="""\b
+Examples:
+  spikerates rates isi recording.nwb -o isi.h5
+  spikerates rates isi sorting/phy --label good --interp linear --midpoint -o isi.npz
+  spikerates simulate --to npz -o - | spikerates rates isi - -o isi.h5
+"""
+)
+@inputs_argument
+@output_options("csv on standard output, npz in a directory.")
+@spike_input_options(chunking=True)
+@click.option(
+    "--interp",
+    type=click.Choice(ISI_INTERP_KINDS),
+    default="zero",
+    show_default=True,
+    help="Interpolation between ISI points (scipy interp1d kind).",
+)
+@click.option(
+    "--midpoint",
+    is_flag=True,
+    help="Place each 1/ISI point at the middle of its interval instead of its start.",
+)
+def isi(inputs: tuple[str, ...], **options: Any) -> None:
+    """ISI rates: the inverse inter-spike interval, interpolated.
+
+    INPUT is a file, a Phy folder, '-' (standard input) or a glob pattern.
+    Results equal nengo_extras' rates_isi (which fails where a spike is on
+    the first or last step; here those points are merged).
+    """
+    _rates_command("isi", inputs=inputs, **options)
+
+
+# ----------------------------------------------------------------------------
+# Work for one input (may run in a worker process)
+
+
+def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
+    import numpy as np
+
+    from spikerates import io, pipeline
+    from spikerates.spiketrains import DenseSpikes
+
+    read = params.read
+    source = read_source(job.source, read, lazy=True)
+    dense = isinstance(source, DenseSpikes)
+    dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
+    if not dense:
+        _check_grid(source, dt, read, job.source)
+    keeper = _PlotRows() if job.plot_path is not None else None
+
+    def writer_factory(n_rows: int, unit_ids: np.ndarray, attrs: dict[str, Any]):
+        if keeper is not None:
+            keeper.start(n_rows, unit_ids)
+        if bar is not None:
+            bar.reset(total=n_rows)
+        writer = io.open_matrix_writer(
+            job.target,
+            job.out_format,
+            name="rates",
+            n_rows=n_rows,
+            unit_ids=unit_ids,
+            dtype=np.dtype(params.dtype),
+            attrs=attrs,
+        )
+        return _Tee(writer, keeper)
+
+    bar = None
+    if report.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=0, unit="step", file=click.get_text_stream("stderr"), leave=False
+        )
+    try:
+        summary = pipeline.estimate_rates(
+            source,
+            writer_factory,
+            method=params.method,
+            dt=dt,
+            t_start=read.t_start,
+            t_stop=read.t_stop,
+            chunk_duration=params.chunk_duration,
+            dtype=np.dtype(params.dtype),
+            progress=bar.update if bar is not None else None,
+            **params.estimator,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        if dense:
+            source.close()
+    if summary["n_outside"]:
+        report.note(
+            f"{summary['n_outside']} spikes outside the window "
+            f"({summary['t_start']:g}, {summary['t_stop']:g}] s were left out"
+        )
+    report.summary(
+        f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
+        f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
+    )
+    if keeper is not None:
+        from spikerates.plot import plot_rates
+
+        t, values = keeper.result()
+        plot_rates(t, values, keeper.unit_ids, job.plot_path)
+
+
+def _check_grid(trains, dt: float, read: ReadOptions, path: str) -> None:
+    """Refuse a grid without time steps (nothing to estimate)."""
+    from spikerates.errors import SpikeDataError
+
+    grid = trains.grid(dt, t_start=read.t_start, t_stop=read.t_stop)
+    if grid.n_steps < 1:
+        if trains.n_spikes == 0 and read.t_stop is None:
+            why = "there are no spikes to set the time window; give --t-stop"
+        else:
+            why = (
+                f"the window ({grid.t_start:g}, {grid.t_stop:g}] s holds no time "
+                f"step of {dt:g} s; check --t-start/--t-stop"
+            )
+        raise SpikeDataError(why, path=path)
+
+
+class _Tee:
+    """A matrix writer context that also hands each chunk to a row keeper."""
+
+    def __init__(self, writer, keeper: _PlotRows | None) -> None:
+        self.writer = writer
+        self.keeper = keeper
+        self.inner = None
+
+    def __enter__(self):
+        self.inner = self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.writer.__exit__(*exc_info)
+
+    def append(self, t_chunk, values) -> None:
+        self.inner.append(t_chunk, values)
+        if self.keeper is not None:
+            self.keeper.append(t_chunk, values)
+
+
+class _PlotRows:
+    """Block means of the rate rows, at most :data:`PLOT_ROWS` of them.
+
+    Keeps the memory of a --plot figure bounded however long the recording.
+    """
+
+    def __init__(self) -> None:
+        self.unit_ids = None
+
+    def start(self, n_rows: int, unit_ids) -> None:
+        import numpy as np
+
+        self.unit_ids = unit_ids
+        n_units = len(unit_ids)
+        self.block = max(1, math.ceil(n_rows / PLOT_ROWS))
+        n_out = math.ceil(n_rows / self.block) if n_rows else 0
+        self.t_sum = np.zeros(n_out)
+        self.r_sum = np.zeros((n_out, n_units))
+        self.count = np.zeros(n_out)
+        self.row = 0
+
+    def append(self, t_chunk, values) -> None:
+        import numpy as np
+
+        n = len(t_chunk)
+        if n == 0:
+            return
+        which = (self.row + np.arange(n)) // self.block
+        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
+        blocks = which[starts]
+        self.t_sum[blocks] += np.add.reduceat(np.asarray(t_chunk, float), starts)
+        self.r_sum[blocks] += np.add.reduceat(np.asarray(values, float), starts, axis=0)
+        self.count[blocks] += np.diff(np.r_[starts, n])
+        self.row += n
+
+    def result(self):
+        counts = self.count[:, None]
+        return self.t_sum / self.count, self.r_sum / counts

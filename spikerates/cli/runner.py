@@ -1,0 +1,420 @@
+"""Running a command over one or many inputs, and reporting errors.
+
+Every user-facing failure (:class:`~spikerates.errors.SpikeratesError`,
+``ValueError``, ``OSError``) becomes one line on standard error,
+``spikerates: error: <file>: <dataset>: <what>``, and exit status 1. With
+several inputs each one runs on its own (optionally in a process pool): a
+failing input reports its line and the others still run.
+
+Only the standard library and ``click`` are imported at module level.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from spikerates.cli.options import FORMAT_EXTENSIONS
+
+#: Exceptions that mean bad data, a bad parameter or an I/O problem.
+USER_ERRORS = (ValueError, OSError)
+
+PROG = "spikerates"
+
+
+# ----------------------------------------------------------------------------
+# Settings shared by all commands
+
+
+@dataclass
+class Settings:
+    """Global flags: ``-v`` (tracebacks, summaries) and ``-q`` (no notes)."""
+
+    verbose: bool = False
+    quiet: bool = False
+
+
+def settings(ctx: click.Context | None = None) -> Settings:
+    """The :class:`Settings` of the running command."""
+    ctx = ctx or click.get_current_context()
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+# ----------------------------------------------------------------------------
+# Messages
+
+
+def display_name(path: str | os.PathLike | None) -> str | None:
+    """How a path appears in messages (``-`` is shown as ``<stdin>``)."""
+    if path is None:
+        return None
+    path = os.fspath(path)
+    return "<stdin>" if path == "-" else path
+
+
+def describe_error(exc: BaseException, source: str | None = None) -> str:
+    """One line ``<file>: <dataset>: <what>`` for a user error.
+
+    Parameters
+    ----------
+    exc : BaseException
+        The error raised while handling ``source``.
+    source : str, optional
+        The input being processed, named when the error does not name a file.
+    """
+    from spikerates.errors import SpikeDataError
+
+    where = display_name(source)
+    if isinstance(exc, SpikeDataError):
+        text = str(exc)
+        if exc.path is None and where is not None:
+            text = f"{where}: {text}"
+    elif isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        filename = display_name(exc.filename) if exc.filename else where
+        text = f"{filename}: {what}" if filename else what
+    else:
+        what = str(exc) or type(exc).__name__
+        text = f"{where}: {what}" if where is not None else what
+    return " ".join(text.split())
+
+
+def echo_error(text: str) -> None:
+    """Write ``spikerates: error: <text>`` on standard error."""
+    click.echo(f"{PROG}: error: {text}", err=True)
+
+
+def echo_note(text: str, *, force: bool = False) -> None:
+    """Write ``spikerates: note: <text>`` on standard error unless ``-q``."""
+    if force or not settings().quiet:
+        click.echo(f"{PROG}: note: {text}", err=True)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether progress bars may be drawn (standard error is a terminal)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------
+# One unit of work
+
+
+@dataclass
+class Report:
+    """What one input's run has to say: notes, and a summary for ``-v``.
+
+    Passed to the task; collected in worker processes and printed by the
+    parent so that messages never interleave mid-line.
+    """
+
+    source: str
+    progress: bool = False
+    notes: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        """Record a note about this input (shown unless ``-q``)."""
+        self.notes.append(f"{display_name(self.source)}: {text}")
+
+    def summary(self, text: str) -> None:
+        """Record a summary line (shown with ``-v``)."""
+        self.info.append(f"{display_name(self.source)}: {text}")
+
+
+@dataclass
+class Job:
+    """One input, the output it goes to and the output format."""
+
+    source: str
+    target: str
+    out_format: str
+    plot_path: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    """The result of one job as seen by the parent process."""
+
+    job: Job
+    notes: list[str]
+    info: list[str]
+    error: str | None = None
+    trace: str | None = None
+
+
+#: A task does the work for one job; it raises on failure.
+Task = Callable[[Job, Report], None]
+
+
+def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
+    """Run ``task`` on ``job``, turning user errors into an :class:`Outcome`."""
+    report = Report(job.source, progress=progress)
+    if job.error is not None:
+        return Outcome(job, [], [], error=job.error)
+    try:
+        task(job, report)
+    except USER_ERRORS as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        return Outcome(
+            job,
+            report.notes,
+            report.info,
+            error=describe_error(exc, job.source),
+            trace=traceback.format_exc(),
+        )
+    return Outcome(job, report.notes, report.info)
+
+
+# ----------------------------------------------------------------------------
+# Planning outputs
+
+
+def input_stem(source: str) -> str:
+    """The name an input's output gets in ``-o DIR``."""
+    if source == "-":
+        return "stdin"
+    path = Path(source.rstrip("/\\") or source)
+    return path.stem if path.suffix else path.name
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Expand glob patterns the shell left alone.
+
+    Returns
+    -------
+    list of (path, error)
+        ``error`` is set for a pattern that matches nothing.
+    """
+    expanded: list[tuple[str, str | None]] = []
+    for item in inputs:
+        if item != "-" and not os.path.exists(item) and glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                expanded.append((item, f"{item}: no file matches this pattern"))
+            expanded.extend((match, None) for match in matches)
+        else:
+            expanded.append((item, None))
+    return expanded
+
+
+def _looks_like_directory(output: str) -> bool:
+    return os.path.isdir(output) or output.endswith(("/", os.sep))
+
+
+def output_format(target: str, to_format: str | None) -> str:
+    """The format of the output file ``target`` (``-`` = standard output)."""
+    if target == "-":
+        fmt = to_format or "csv"
+        if fmt not in ("csv", "tsv") and _stdout_is_terminal():
+            raise click.UsageError(
+                f"refusing to write {fmt} (binary) to a terminal; "
+                "redirect standard output or use -o FILE"
+            )
+        return fmt
+    from spikerates import io
+
+    try:
+        return io.detect_format(target, to_format, for_writing=True)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{describe_error(exc)} (use --to FORMAT)", param_hint="'-o' / '--output'"
+        ) from None
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def plan_jobs(
+    inputs: Iterable[str],
+    output: str,
+    to_format: str | None,
+    plot_path: str | None = None,
+) -> list[Job]:
+    """Decide where each input's output goes.
+
+    One input goes to ``output`` (a file, ``-``, or an existing directory or
+    one ending with ``/``). Several inputs need ``-o DIR``; each writes
+    ``DIR/<input stem>.<ext>`` with ``<ext>`` from ``--to`` (default npz).
+    """
+    expanded = expand_inputs(inputs)
+    sources = [path for path, _ in expanded]
+    batch = len(expanded) > 1
+    if batch and "-" in sources:
+        raise click.UsageError("'-' (standard input) cannot be one of several inputs")
+    to_dir = output != "-" and (batch or _looks_like_directory(output))
+    if batch and output == "-":
+        raise click.UsageError(
+            f"{len(expanded)} inputs need an output directory: -o DIR"
+        )
+    if to_dir:
+        known_suffix = Path(output).suffix.lower() in (
+            ".h5",
+            ".hdf5",
+            ".nwb",
+            ".npz",
+            ".csv",
+            ".tsv",
+        )
+        if (os.path.exists(output) and not os.path.isdir(output)) or (
+            known_suffix and not os.path.isdir(output)
+        ):
+            raise click.BadParameter(
+                f"{len(expanded)} inputs need a directory, got file {output!r}",
+                param_hint="'-o' / '--output'",
+            )
+        fmt = to_format or "npz"
+        ext = FORMAT_EXTENSIONS[fmt]
+        stems = [input_stem(s) for s in sources]
+        duplicates = sorted({s for s in stems if stems.count(s) > 1})
+        if duplicates:
+            raise click.UsageError(
+                "several inputs would write the same output "
+                f"{os.path.join(output, duplicates[0] + ext)!r}"
+            )
+        jobs = [
+            Job(src, os.path.join(output, stem + ext), fmt, error=err)
+            for (src, err), stem in zip(expanded, stems, strict=True)
+        ]
+    else:
+        fmt = output_format(output, to_format)
+        (src, err) = expanded[0]
+        jobs = [Job(src, output, fmt, error=err)]
+    for job in jobs:
+        if (
+            job.target != "-"
+            and job.source != "-"
+            and _same_file(job.source, job.target)
+        ):
+            raise click.UsageError(
+                f"the output {job.target!r} would overwrite its input"
+            )
+    if plot_path is not None:
+        for job in jobs:
+            job.plot_path = (
+                _suffixed(plot_path, input_stem(job.source)) if batch else plot_path
+            )
+    return jobs
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _suffixed(path: str, stem: str) -> str:
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{stem}{p.suffix}"))
+
+
+# ----------------------------------------------------------------------------
+# Running
+
+
+def run_jobs(task: Task, jobs: list[Job], n_jobs: int = 1) -> None:
+    """Run ``task`` over ``jobs`` and report; exit 1 if any failed.
+
+    A single job draws its own progress bar (when standard error is a
+    terminal); several jobs share one bar over the inputs. ``n_jobs > 1``
+    runs them in a process pool.
+    """
+    config = settings()
+    outcomes: Iterable[Outcome]
+    if len(jobs) > 1:
+        for job in jobs:
+            if job.target != "-" and job.error is None:
+                os.makedirs(os.path.dirname(job.target) or ".", exist_ok=True)
+    if len(jobs) == 1:
+        outcomes = [_run_single(task, jobs[0], config)]
+        failed = _report(outcomes, config, bar=None)
+    else:
+        failed = _run_many(task, jobs, n_jobs, config)
+    if failed:
+        raise SystemExit(1)
+
+
+def _run_single(task: Task, job: Job, config: Settings) -> Outcome:
+    progress = stderr_is_terminal() and not config.quiet
+    return run_job(task, job, progress)
+
+
+def _run_many(task: Task, jobs: list[Job], n_jobs: int, config: Settings) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(jobs),
+        unit="file",
+        file=sys.stderr,
+        disable=config.quiet or not stderr_is_terminal(),
+        leave=False,
+    )
+    failed = 0
+    try:
+        if n_jobs == 1:
+            for job in jobs:
+                failed += _report([run_job(task, job)], config, bar)
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
+                futures = [pool.submit(run_job, task, job) for job in jobs]
+                for future in as_completed(futures):
+                    failed += _report([future.result()], config, bar)
+    finally:
+        bar.close()
+    return failed
+
+
+def _report(outcomes: Iterable[Outcome], config: Settings, bar) -> int:
+    failed = 0
+    for outcome in outcomes:
+        lines: list[str] = []
+        if not config.quiet:
+            lines += [f"{PROG}: note: {note}" for note in outcome.notes]
+        if config.verbose:
+            lines += [f"{PROG}: {line}" for line in outcome.info]
+        if outcome.error is not None:
+            failed += 1
+            if config.verbose and outcome.trace:
+                lines.append(outcome.trace.rstrip("\n"))
+            lines.append(f"{PROG}: error: {outcome.error}")
+        for line in lines:
+            if bar is not None and not bar.disable:
+                bar.write(line, file=sys.stderr)
+            else:
+                click.echo(line, err=True)
+        if bar is not None:
+            bar.update(1)
+    return failed
+
+
+def fail_on_user_error(func: Callable[[], None], source: str | None = None) -> None:
+    """Run ``func`` (a command without inputs) with the one-line error rule."""
+    config = settings()
+    try:
+        func()
+    except USER_ERRORS as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        if config.verbose:
+            traceback.print_exc(file=sys.stderr)
+        echo_error(describe_error(exc, source))
+        raise SystemExit(1) from None
