@@ -1207,3 +1207,27 @@ def test_every_option_is_tested():
         source = f.read()
     untested = sorted(n for n in _all_option_names() if f'"{n}"' not in source)
     assert untested == []
+
+
+@pytest.mark.parametrize("fmt", ["npz", "h5", "csv"])
+def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, fmt):
+    """An error after some chunks were written removes the partial output."""
+    import spikerates.pipeline
+
+    class FailingFilter(spikerates.pipeline.KernelFilter):
+        calls = 0
+
+        def process(self, chunk):
+            FailingFilter.calls += 1
+            if FailingFilter.calls == 3:
+                raise ValueError("simulated failure in the third chunk")
+            return super().process(chunk)
+
+    monkeypatch.setattr(spikerates.pipeline, "KernelFilter", FailingFilter)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["rates", "kernel", dense_files["npz"], "-o", out_dir / f"r.{fmt}"]
+    result = run([*args, "--chunk-duration", "0.1"])
+    assert_one_line_error(result, dense_files["npz"], "third chunk")
+    assert FailingFilter.calls == 3
+    assert directory_entries(out_dir) == []

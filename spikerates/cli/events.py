@@ -153,7 +153,9 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     data = read_source(job.source, read)
+    dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):
+        dt = data.dt
         try:
             trains = dense_to_events(data)
         finally:
@@ -161,7 +163,7 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
     else:
         trains = data
     if read.t_start is not None or read.t_stop is not None:
-        trains, n_outside = _window(trains, read)
+        trains, n_outside = _window(trains, read.t_start, read.t_stop, dt)
         if n_outside:
             report.note(
                 f"{n_outside} spikes outside the window "
@@ -179,27 +181,28 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
         plot_raster(trains, path=job.plot_path)
 
 
-def _window(trains, read: ReadOptions):
-    """Spikes in the grid window (t_start, t_stop] of the binning rule."""
+def _window(trains, t_start: float | None, t_stop: float | None, dt: float):
+    """The spikes with ``t_start < time <= t_stop`` (seconds), and how many not.
+
+    A bound not given takes the default of the grid rule (SPEC section 4)
+    for bins of ``dt`` seconds.
+    """
     import dataclasses
 
     import numpy as np
 
-    dt = read.dt if read.dt is not None else DEFAULT_DT
-    grid = trains.grid(dt, t_start=read.t_start, t_stop=read.t_stop)
-    # The same tolerance as the binning rule: a spike within 1e-9*dt of a grid
-    # time belongs to that grid time.
-    tol = 1e-9 * grid.dt
-    lo, hi = grid.t_start + tol, grid.t_stop + tol
+    grid = trains.grid(dt, t_start=t_start, t_stop=t_stop)
+    lo = grid.t_start if t_start is None else float(t_start)
+    hi = grid.t_stop if t_stop is None else float(t_stop)
+    # As in the binning rule, a spike within 1e-9*dt of a bound belongs to the
+    # side a spike exactly on it would.
+    tol = 1e-9 * dt
     kept = []
     n_outside = 0
     for times in trains.spike_times:
-        times = np.asarray(times, dtype=np.float64)
-        a = np.searchsorted(times, lo, side="right")
-        b = np.searchsorted(times, hi, side="right")
+        a = np.searchsorted(times, lo + tol, side="right")
+        b = np.searchsorted(times, hi + tol, side="right")
         kept.append(times[a:b])
         n_outside += len(times) - (b - a)
-    windowed = dataclasses.replace(
-        trains, spike_times=kept, t_start=float(grid.t_start), t_stop=float(grid.t_stop)
-    )
+    windowed = dataclasses.replace(trains, spike_times=kept, t_start=lo, t_stop=hi)
     return windowed, n_outside

@@ -229,9 +229,17 @@ def output_format(target: str, to_format: str | None) -> str:
     try:
         return io.detect_format(target, to_format, for_writing=True)
     except ValueError as exc:
-        raise click.BadParameter(
-            f"{describe_error(exc)} (use --to FORMAT)", param_hint="'-o' / '--output'"
-        ) from None
+        message = describe_error(exc)
+        if "--to" not in message:
+            message += " (use --to FORMAT)"
+        raise click.BadParameter(message, param_hint="'-o' / '--output'") from None
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _stdout_is_terminal() -> bool:
@@ -258,6 +266,11 @@ def plan_jobs(
     batch = len(expanded) > 1
     if batch and "-" in sources:
         raise click.UsageError("'-' (standard input) cannot be one of several inputs")
+    if "-" in sources and _stdin_is_terminal():
+        raise click.UsageError(
+            "'-' reads standard input, which is a terminal; pipe spikes in or "
+            "name a file"
+        )
     to_dir = output != "-" and (batch or _looks_like_directory(output))
     if batch and output == "-":
         raise click.UsageError(
