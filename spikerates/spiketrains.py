@@ -51,9 +51,9 @@ VALUE_MODES = ("auto", "counts", "amplitude")
 #: Relative tolerance of the ``--values auto`` test and of uniform steps.
 RTOL = 1e-6
 
-# Rows read at a time when a dense matrix is scanned (bounded memory on
-# lazily read HDF5 datasets).
-_SCAN_ROWS = 65536
+# Values read at a time when a dense matrix is scanned by row blocks, so that
+# memory stays bounded on lazily read HDF5 datasets.
+_BLOCK_VALUES = 1 << 22
 
 
 def normalize_unit_ids(ids: Any, n_units: int | None = None) -> np.ndarray:
@@ -708,7 +708,12 @@ class _ValueScan:
                 self.first_non_amplitude = float(nonzero[bad][0])
 
 
-def _row_blocks(n_rows: int, block: int = _SCAN_ROWS) -> Iterable[tuple[int, int]]:
+def _row_blocks(
+    n_rows: int, n_cols: int, block: int | None = None
+) -> Iterable[tuple[int, int]]:
+    """Consecutive ``(k0, k1)`` row ranges of about ``_BLOCK_VALUES`` values."""
+    if block is None:
+        block = max(1, _BLOCK_VALUES // max(1, n_cols))
     for k0 in range(0, n_rows, block):
         yield k0, min(k0 + block, n_rows)
 
@@ -754,7 +759,8 @@ def decide_values(
         spikes = np.asarray(spikes)
         shape = spikes.shape
     n_rows = shape[0] if len(shape) else 0
-    for k0, k1 in _row_blocks(n_rows):
+    n_cols = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    for k0, k1 in _row_blocks(n_rows, n_cols):
         scan.update(np.asarray(spikes[k0:k1]), k0, source, dataset or "spikes")
     if mode == "counts":
         if not scan.all_counts:
@@ -919,13 +925,16 @@ class DenseSpikes:
         self.close()
 
 
-def dense_to_events(dense: DenseSpikes, *, block_rows: int = _SCAN_ROWS) -> SpikeTrains:
+def dense_to_events(
+    dense: DenseSpikes, *, block_rows: int | None = None
+) -> SpikeTrains:
     """Spike times from a dense matrix: a bin with count c gives c spikes at t[k].
 
     Parameters
     ----------
     dense : DenseSpikes
-        Read in blocks of ``block_rows`` rows.
+        Read in blocks of ``block_rows`` rows (default: about 4 million
+        values per block).
 
     Returns
     -------
@@ -935,7 +944,7 @@ def dense_to_events(dense: DenseSpikes, *, block_rows: int = _SCAN_ROWS) -> Spik
     """
     n_units = dense.n_units
     times, units = [], []
-    for k0, k1 in _row_blocks(dense.n_steps, block_rows):
+    for k0, k1 in _row_blocks(dense.n_steps, dense.n_units, block_rows):
         counts = dense.counts_chunk(k0, k1)
         rows, cols = np.nonzero(counts)
         reps = counts[rows, cols]

@@ -957,3 +957,25 @@ def test_malformed_inputs(tmp_path, case):
     assert str(info.value).startswith(os.fspath(path))
     assert sorted(os.listdir(folder)) == before
     assert os.listdir(tmp_path) == ["in"]
+
+
+def test_matrix_writer_without_with(tmp_path):
+    writer = sio.open_matrix_writer(tmp_path / "r.npz", None, n_rows=3, unit_ids=[1])
+    writer.append([0.1, 0.2], [[1.0], [2.0]])
+    writer.append([0.3], [[3.0]])
+    writer.close()
+    with np.load(tmp_path / "r.npz") as z:
+        np.testing.assert_array_equal(z["rates"][:, 0], [1.0, 2.0, 3.0])
+    dropped = sio.open_matrix_writer(tmp_path / "x.h5", None, n_rows=3, unit_ids=[1])
+    dropped.append([0.1], [[1.0]])
+    dropped.abort()
+    assert os.listdir(tmp_path) == ["r.npz"]
+
+
+def test_lazy_dense_to_events(tmp_path, rng):
+    counts = rng.poisson(0.2, size=(2000, 3))
+    t = 5.0 + 0.002 * np.arange(1, 2001)
+    sio.write_dense(tmp_path / "d.h5", t, counts, [3, 4, 5])
+    with sio.read_spikes(tmp_path / "d.h5", lazy=True) as dense:
+        trains = dense_to_events(dense, block_rows=300)
+    np.testing.assert_array_equal(events_to_dense(trains, trains.grid(0.002)), counts)

@@ -442,3 +442,13 @@ def test_ragged_round_trip(sample_trains):
 def test_ragged_errors(flat, index, match):
     with pytest.raises(SpikeDataError, match=match):
         ragged_to_trains(np.array(flat), np.array(index), source="f.npz")
+
+
+def test_dense_to_events_by_blocks_equals_whole(rng):
+    counts = rng.poisson(0.3, size=(503, 4))
+    dense = DenseSpikes(0.001 * np.arange(1, 504), counts, values="counts")
+    whole = dense_to_events(dense)
+    blocks = dense_to_events(dense, block_rows=17)
+    for a, b in zip(whole.spike_times, blocks.spike_times, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sum(t.size for t in whole.spike_times) == counts.sum()
