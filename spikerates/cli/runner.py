@@ -22,9 +22,10 @@ from pathlib import Path
 import click
 
 from spikerates.cli.options import FORMAT_EXTENSIONS
+from spikerates.errors import SpikeratesError
 
 #: Exceptions that mean bad data, a bad parameter or an I/O problem.
-USER_ERRORS = (ValueError, OSError)
+USER_ERRORS = (SpikeratesError, ValueError, OSError)
 
 PROG = "spikerates"
 
@@ -79,6 +80,8 @@ def describe_error(exc: BaseException, source: str | None = None) -> str:
             text = f"{where}: {text}"
     elif isinstance(exc, OSError):
         what = exc.strerror or str(exc) or type(exc).__name__
+        # "Permission denied" -> "permission denied", like the other messages
+        what = what[:1].lower() + what[1:]
         filename = display_name(exc.filename) if exc.filename else where
         text = f"{filename}: {what}" if filename else what
     else:
@@ -90,12 +93,6 @@ def describe_error(exc: BaseException, source: str | None = None) -> str:
 def echo_error(text: str) -> None:
     """Write ``spikerates: error: <text>`` on standard error."""
     click.echo(f"{PROG}: error: {text}", err=True)
-
-
-def echo_note(text: str, *, force: bool = False) -> None:
-    """Write ``spikerates: note: <text>`` on standard error unless ``-q``."""
-    if force or not settings().quiet:
-        click.echo(f"{PROG}: note: {text}", err=True)
 
 
 def stderr_is_terminal() -> bool:
@@ -141,6 +138,8 @@ class Job:
     out_format: str
     plot_path: str | None = None
     error: str | None = None
+    #: The output goes into ``-o DIR``, created if missing.
+    in_directory: bool = False
 
 
 @dataclass
@@ -164,6 +163,8 @@ def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
     if job.error is not None:
         return Outcome(job, [], [], error=job.error)
     try:
+        if job.in_directory:
+            os.makedirs(os.path.dirname(job.target), exist_ok=True)
         task(job, report)
     except USER_ERRORS as exc:
         if isinstance(exc, BrokenPipeError):
@@ -302,7 +303,9 @@ def plan_jobs(
                 f"{os.path.join(output, duplicates[0] + ext)!r}"
             )
         jobs = [
-            Job(src, os.path.join(output, stem + ext), fmt, error=err)
+            Job(
+                src, os.path.join(output, stem + ext), fmt, error=err, in_directory=True
+            )
             for (src, err), stem in zip(expanded, stems, strict=True)
         ]
     else:
@@ -350,14 +353,8 @@ def run_jobs(task: Task, jobs: list[Job], n_jobs: int = 1) -> None:
     runs them in a process pool.
     """
     config = settings()
-    outcomes: Iterable[Outcome]
-    if len(jobs) > 1:
-        for job in jobs:
-            if job.target != "-" and job.error is None:
-                os.makedirs(os.path.dirname(job.target) or ".", exist_ok=True)
     if len(jobs) == 1:
-        outcomes = [_run_single(task, jobs[0], config)]
-        failed = _report(outcomes, config, bar=None)
+        failed = _report([_run_single(task, jobs[0], config)], config, bar=None)
     else:
         failed = _run_many(task, jobs, n_jobs, config)
     if failed:
