@@ -31,11 +31,12 @@ ISI_INTERP_KINDS = (
     "zero",
     "linear",
     "nearest",
-    "quadratic",
-    "cubic",
-    "slinear",
+    "nearest-up",
     "previous",
     "next",
+    "slinear",
+    "quadratic",
+    "cubic",
 )
 INPUT_KINDS = ("constant", "ramp", "sine", "white")
 
