@@ -646,7 +646,8 @@ def _check_time_grid(
     # far along a long recording stay within the binning tolerance of t[k].
     if dt is not None and abs(dt - step) > tol:
         raise SpikeDataError(
-            f"the given dt = {dt!r} s disagrees with the file's time step {step!r} s",
+            f"the given dt = {float(dt):g} s disagrees with the file's time step "
+            f"{float(step):g} s",
             path=source,
             dataset=dataset,
         )
