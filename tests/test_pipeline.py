@@ -401,3 +401,66 @@ def test_stream_matches_reference_module(trains, dense, kind):
         trains, 97, method="kernel", kind=kind, tau=0.02, t_stop=trains.t_stop
     )
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=1e-12 * expected.max())
+
+
+def test_writer_error_reaches_the_caller(trains):
+    class Failing(ListWriter):
+        def append(self, t_chunk, values):
+            if len(self.values) == 2:
+                raise OSError("disk full")
+            super().append(t_chunk, values)
+
+    made = []
+
+    def factory(n_rows, unit_ids, attrs):
+        made.append(Failing(n_rows, unit_ids, attrs))
+        return made[-1]
+
+    with pytest.raises(OSError, match="disk full"):
+        estimate_rates(trains, factory, dt=DT, chunk_duration=0.01)
+    assert made[0].closed and len(made[0].values) == 2
+
+
+def test_failure_mid_stream_leaves_no_output(tmp_path, dense):
+    """A read error halfway through: the writer discards its temporary file."""
+    t, amplitude = dense
+
+    class BadDisk:
+        shape = amplitude.shape
+        dtype = amplitude.dtype
+        armed = False
+
+        def __len__(self):
+            return self.shape[0]
+
+        def __getitem__(self, rows):
+            if self.armed and rows.start >= 300:
+                raise OSError("read error")
+            return amplitude[rows]
+
+    spikes = BadDisk()
+    source = DenseSpikes(t=t, spikes=spikes, unit_ids=np.arange(5), values="amplitude")
+    spikes.armed = True
+    path = tmp_path / "rates.h5"
+    factory = functools.partial(_open_writer, str(path), "hdf5", np.float64)
+    with pytest.raises(OSError, match="read error"):
+        estimate_rates(source, factory, chunk_duration=0.1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("method, t_stop", [("kernel", None), ("isi", 0.001)])
+def test_too_few_steps(method, t_stop):
+    empty = SpikeTrains(spike_times=[np.empty(0)], unit_ids=[1])
+    factory, made = list_factory()
+    with pytest.raises(ParameterError, match="t_stop"):
+        estimate_rates(empty, factory, method=method, dt=DT, t_stop=t_stop)
+    assert made == []
+
+
+def test_no_spikes_with_a_window_gives_zeros():
+    empty = SpikeTrains(spike_times=[np.empty(0), np.empty(0)], unit_ids=[1, 2])
+    for method in ("kernel", "isi"):
+        factory, made = list_factory()
+        estimate_rates(empty, factory, method=method, dt=DT, t_stop=0.05)
+        t, values = made[0].result()
+        assert values.shape == (50, 2) and not values.any()
