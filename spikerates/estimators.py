@@ -57,8 +57,7 @@ ISI_INTERP_KINDS = (
     "cubic",
 )
 
-#: Convolution algorithms of :class:`KernelFilter`; all but "fft" are exact
-#: sums of the same products as a direct convolution.
+#: Convolution algorithms of :class:`KernelFilter` (see its ``method``).
 KERNEL_METHODS = ("auto", "sparse", "direct", "fft")
 
 _GRID_RTOL = 1e-6
@@ -73,7 +72,7 @@ _FFT_COLUMNS = 32
 # Bytes of float64 input converted per chunk by rates_kernel by default.
 _CHUNK_BYTES = 1 << 25
 # Elements of output built per piece by rates_isi (transposed, then copied).
-_ISI_PIECE = 1 << 18
+_ISI_PIECE = 1 << 19
 # Padding (in values) of rows of transposed buffers: a row stride that is a
 # power of two makes the transposing copy thrash the cache (measured 5x).
 _STRIDE_PAD = 8
@@ -258,6 +257,8 @@ def spikes2events(t, spikes) -> list[np.ndarray]:
             f"{t.size}; spikes2events expects (N, M), time last"
         )
     _check_finite(spikes)
+    if spikes.shape[0] == 0:
+        return []
     units, steps = np.nonzero(spikes)
     counts = np.bincount(units, minlength=spikes.shape[0])
     return np.split(t[steps], np.cumsum(counts)[:-1])
@@ -344,12 +345,9 @@ class _FirStage:
         n_ready = self.rows_ready(n_rows)
         if out is None:
             out = np.empty((n_ready, self.n_units))
-        skip = n_rows - n_ready
         if n_rows:
-            target = out if skip == 0 else np.empty((n_rows, self.n_units))
-            self._correlate_chunk(x, target, validate)
-            if skip:
-                out[...] = target[skip:]
+            # Rows before the delay are never output: not computed either.
+            self._correlate_chunk(x, out, n_rows - n_ready, validate)
             self._update_history(x)
             self.rows_in += n_rows
         return out
@@ -369,22 +367,29 @@ class _FirStage:
 
     # -- the convolution of one chunk
 
-    def _correlate_chunk(self, x: np.ndarray, out: np.ndarray, validate: bool) -> None:
-        """out[i] = sum_k kern[k] v[i + K - 1 - k], v = [history; x]."""
+    def _correlate_chunk(
+        self, x: np.ndarray, out: np.ndarray, skip: int, validate: bool
+    ) -> None:
+        """out[i - skip] = sum_k kern[k] v[i + K - 1 - k] for skip <= i < L.
+
+        ``v`` is the carried history (K - 1 rows) followed by ``x`` (L rows).
+        """
         n_rows = x.shape[0]
         keep = self.n_taps - 1
         method = self._choose_method(x)
-        if validate and method != "sparse":
+        # The sparse method checks the non-zero values it gathers anyway, but
+        # only those of rows it computes.
+        check = validate and method == "sparse" and skip == 0
+        if validate and not check:
             _check_finite(x)
-        # The sparse method checks the non-zero values it gathers anyway.
-        check = validate and method == "sparse"
         head = min(n_rows, keep)
-        if head:
+        if skip < head:
             # Rows whose window reaches into the carried history.
-            edge = np.concatenate([self._history, x[:head]])
-            self._valid(edge, out[:head], method, check)
-        if n_rows > keep:
-            self._valid(x, out[head:], method, check)
+            edge = np.concatenate([self._history[skip:], x[:head]])
+            self._valid(edge, out[: head - skip], method, check)
+        first = max(skip, keep)
+        if n_rows > first:
+            self._valid(x[first - keep :], out[first - skip :], method, check)
 
     def _choose_method(self, x: np.ndarray) -> str:
         if self.method != "auto":
@@ -394,12 +399,15 @@ class _FirStage:
             return "sparse"
         density = np.count_nonzero(x) / n
         k = self.n_taps
-        # Costs in ns per output value, measured on one core (AMD EPYC,
-        # OpenBLAS, pocketfft); only their ratios matter.
+        # Costs in ns per output value measured on one core (AMD EPYC,
+        # OpenBLAS, pocketfft; 256 units); only their ratios matter.  The
+        # FFT needs several spikes under each window, or too many of its
+        # values are recomputed as direct sums.
+        sparse_width = self._sparse_block() + k - 1
         cost = {
-            "sparse": 2.0 + 0.12 * density * (self._sparse_block() + k - 1),
-            "direct": 0.045 * (_DIRECT_BLOCK + k - 1),
-            "fft": 9.0 + 0.6 * math.log2(self._fft_size()),
+            "sparse": 2.8 + density * (7.0 + 0.1375 * sparse_width),
+            "direct": 2.5 + 0.022 * (_DIRECT_BLOCK + k - 1),
+            "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
         return min(cost, key=cost.get)
 
@@ -909,6 +917,10 @@ class IsiRates:
             # The last point of a unit only covers t_last itself.
             slope[self._start + self._count - 1] = 0.0
         self._slope = slope
+        # A dummy last point (value 0) for padding segments.
+        self._x = np.append(self._x, 0.0)
+        self._y = np.append(self._y, 0.0)
+        self._slope = np.append(self._slope, 0.0)
         self._interpolants: list | None = None
 
     @property
@@ -958,30 +970,28 @@ class IsiRates:
         # (right-continuous; the last point holds at t_last only).
         first = np.searchsorted(self._keys, units + 1j * t_chunk[0], side="right") - 1
         last = np.searchsorted(self._keys, units + 1j * t_chunk[-1], side="right") - 1
-        n_seg = last - first + 1
+        # The points of each unit that hold within the chunk, followed by a
+        # padding segment (see _STRIDE_PAD) that uses the dummy last point.
+        n_seg = last - first + 2
         seg_end = np.cumsum(n_seg)
         seg = np.arange(seg_end[-1]) + np.repeat(first - (seg_end - n_seg), n_seg)
-        starts = np.searchsorted(t_chunk, self._x[seg], side="left")
+        pad = seg_end - 1
+        seg[pad] = self._x.size - 1
+        starts = _grid_positions(t_chunk, self._x[seg])
+        starts[pad] = n_t
         ends = np.empty_like(starts)
         ends[:-1] = starts[1:]
-        ends[seg_end - 1] = n_t
+        ends[pad] = n_t + _STRIDE_PAD
         lengths = ends - starts
-        # One padding segment per unit (see _STRIDE_PAD) after its last one.
-        lengths = np.insert(lengths, seg_end, _STRIDE_PAD)
-        width = n_t + _STRIDE_PAD
-
-        def per_value(per_point: np.ndarray) -> np.ndarray:
-            return np.repeat(np.insert(per_point[seg], seg_end, 0.0), lengths)
-
         if self.interp == "zero":
-            values = per_value(self._y)
+            values = np.repeat(self._y[seg], lengths)
         else:
             # np.interp's formula: slope * (t - x_j) + y_j.
             t_padded = np.concatenate([t_chunk, np.zeros(_STRIDE_PAD)])
-            values = per_value(self._slope)
-            values *= np.tile(t_padded, n_units) - per_value(self._x)
-            values += per_value(self._y)
-        out[...] = values.reshape(n_units, width)[:, :n_t].T
+            values = np.repeat(self._slope[seg], lengths)
+            values *= np.tile(t_padded, n_units) - np.repeat(self._x[seg], lengths)
+            values += np.repeat(self._y[seg], lengths)
+        out[...] = values.reshape(n_units, n_t + _STRIDE_PAD)[:, :n_t].T
 
     def _unit_interpolants(self) -> list:
         if self._interpolants is None:
@@ -1011,14 +1021,40 @@ class IsiRates:
         out[...] = transposed.T
 
 
+def _grid_positions(t_chunk: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(t_chunk, times, side="left")`` for a uniform grid.
+
+    Unsorted queries make searchsorted slow; on a uniform grid the index is
+    the rounded-up quotient, corrected by exact comparisons so that ties
+    between a time and a grid value resolve exactly as searchsorted does.
+    """
+    n_t = t_chunk.size
+    if n_t < 2 or times.size == 0:
+        return np.searchsorted(t_chunk, times, side="left")
+    step = (t_chunk[-1] - t_chunk[0]) / (n_t - 1)
+    idx = np.ceil((times - t_chunk[0]) / step)
+    idx = np.clip(idx, 0, n_t).astype(np.intp)
+    for _ in range(4):
+        too_high = (idx > 0) & (t_chunk[np.maximum(idx - 1, 0)] >= times)
+        too_low = (idx < n_t) & (t_chunk[np.minimum(idx, n_t - 1)] < times)
+        if not (too_high.any() or too_low.any()):
+            return idx
+        idx += too_low.astype(np.intp) - too_high
+    return np.searchsorted(t_chunk, times, side="left")
+
+
 def _spike_rows_by_unit(spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Time-step indices of the non-zero entries, grouped by unit (column).
 
     Returns the row indices (ascending within each unit, units in order) and
-    the count per unit.
+    the count per unit.  Raises ValueError on NaN or infinite values.
     """
     n_units = spikes.shape[1]
-    flat = _flat_nonzero(np.ascontiguousarray(spikes))
+    spikes = np.ascontiguousarray(spikes)
+    flat = _flat_nonzero(spikes)
+    # NaN and infinities are non-zero: checking the gathered values is enough.
+    if spikes.dtype.kind == "f" and not np.isfinite(spikes.reshape(-1)[flat]).all():
+        raise ValueError("spikes hold NaN or infinite values")
     rows, units = np.divmod(flat, n_units)
     # A stable sort by unit keeps the rows ascending within each unit; small
     # integer keys let numpy use a radix sort.
@@ -1061,7 +1097,6 @@ def rates_isi(t, spikes, midpoint: bool = False, interp: str = "zero") -> np.nda
     validate_grid(t)
     t = np.asarray(t, dtype=np.float64)
     spikes = _spikes_matrix(spikes, t.size)
-    _check_finite(spikes)
     n_steps, n_units = spikes.shape
     rows, counts = _spike_rows_by_unit(spikes)
     estimator = IsiRates._from_sorted(t[rows], counts, t[0], t[-1], midpoint, interp)

@@ -21,6 +21,7 @@ from spikerates.estimators import (
     KERNEL_KINDS,
     IsiRates,
     KernelFilter,
+    _grid_positions,
     rates_isi,
     rates_kernel,
     spikes2events,
@@ -585,6 +586,51 @@ def test_rates_isi_rejects(t, spikes, kwargs, error, match):
 def test_streaming_estimators_reject(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+@pytest.mark.parametrize("method", ["auto", "sparse", "direct", "fft"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_filter_rejects_non_finite_values_in_any_chunk(method, bad):
+    filt = KernelFilter("expogauss", 0.02, DT, 3, method=method)
+    filt.process(np.ones((100, 3)) / DT)
+    chunk = np.zeros((200, 3))
+    chunk[150, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        filt.process(chunk)
+
+
+def test_no_units():
+    t = grid(100)
+    assert rates_kernel(t, np.zeros((100, 0))).shape == (100, 0)
+    assert rates_isi(t, np.zeros((100, 0)), interp="cubic").shape == (100, 0)
+    assert spikes2events(t, np.zeros((0, 100))) == []
+    filt = KernelFilter("expogauss", 0.01, DT, 0)
+    rows = filt.process(np.zeros((50, 0))).shape[0] + filt.finish().shape[0]
+    assert rows == 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(-(10**6), 10**6),
+    n_t=st.integers(1, 300),
+    dt=st.sampled_from([1e-3, 1e-4, 1 / 30000, 0.1]),
+    queries=st.lists(st.floats(-2, 302, allow_nan=False), max_size=40),
+)
+def test_grid_positions_equal_searchsorted(start, n_t, dt, queries):
+    t_chunk = (start + np.arange(1, n_t + 1)) * dt
+    # Grid times, midpoints as the ISI estimator computes them, half steps
+    # and arbitrary positions (in steps from the grid's origin).
+    half_steps = start + 1.5 + np.arange(n_t)
+    times = np.concatenate(
+        [
+            t_chunk,
+            0.5 * (t_chunk[:-1] + t_chunk[1:]),
+            half_steps * dt,
+            (start + 1 + np.asarray(queries)) * dt,
+        ]
+    )
+    expected = np.searchsorted(t_chunk, times, side="left")
+    np.testing.assert_array_equal(_grid_positions(t_chunk, times), expected)
 
 
 def test_filter_cannot_run_after_finish():
