@@ -579,10 +579,12 @@ class KernelFilter:
     method : {"auto", "sparse", "direct", "fft"}, optional
         Convolution algorithm.  ``sparse`` adds the kernel at each spike
         (cost grows with the number of spikes), ``direct`` multiplies blocks
-        by a banded Toeplitz matrix, ``fft`` uses overlap-save real FFTs;
-        ``auto`` (default) picks the cheapest per chunk from the spike
-        density and the kernel length.  All give the same result; ``sparse``
-        and ``direct`` sum exactly the reference's products.
+        by a banded Toeplitz matrix, ``fft`` uses overlap-save real FFTs and
+        recomputes as direct sums the values its round-off could spoil
+        (every exact 0 among them); ``auto`` (default) picks the cheapest per
+        chunk from the spike density and the kernel length.  All agree with
+        a direct convolution to 1e-10 relative; ``sparse`` and ``direct`` sum
+        exactly the reference's products.
 
     Attributes
     ----------
