@@ -985,15 +985,17 @@ class IsiRates:
         ends[:-1] = starts[1:]
         ends[pad] = n_t + _STRIDE_PAD
         lengths = ends - starts
+        shape = (n_units, n_t + _STRIDE_PAD)
         if self.interp == "zero":
-            values = np.repeat(self._y[seg], lengths)
+            values = np.repeat(self._y[seg], lengths).reshape(shape)
         else:
             # np.interp's formula: slope * (t - x_j) + y_j.
             t_padded = np.concatenate([t_chunk, np.zeros(_STRIDE_PAD)])
-            values = np.repeat(self._slope[seg], lengths)
-            values *= np.tile(t_padded, n_units) - np.repeat(self._x[seg], lengths)
-            values += np.repeat(self._y[seg], lengths)
-        out[...] = values.reshape(n_units, n_t + _STRIDE_PAD)[:, :n_t].T
+            values = np.repeat(self._x[seg], lengths).reshape(shape)
+            np.subtract(t_padded, values, out=values)
+            values *= np.repeat(self._slope[seg], lengths).reshape(shape)
+            values += np.repeat(self._y[seg], lengths).reshape(shape)
+        out[...] = values[:, :n_t].T
 
     def _unit_interpolants(self) -> list:
         if self._interpolants is None:
