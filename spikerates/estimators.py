@@ -23,8 +23,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import fft as sp_fft
-from scipy import interpolate as sp_interpolate
 from scipy import sparse as sp_sparse
 
 from spikerates.errors import ParameterError
@@ -497,6 +495,8 @@ class _FirStage:
         nfft = self._fft_size()
         plan = self._plans.get("fft")
         if plan is None:
+            from scipy import fft as sp_fft  # deferred: slow to import
+
             kern_f = sp_fft.rfft(self.kern, nfft)[:, None]
             # Bound on the FFT round-off of an output per unit of the input
             # window's 2-norm (FFT error analysis: log2(n) eps (||k||_1 +
@@ -516,6 +516,8 @@ class _FirStage:
         # after round-off (including every exact 0: windows without spikes)
         # are recomputed as direct sums, so the result keeps the precision
         # and the exact zeros of a direct convolution.
+        from scipy import fft as sp_fft  # deferred: slow to import
+
         k = self.n_taps
         nfft, kern_f, scale = self._fft_plan()
         rev = self.kern[::-1]
@@ -996,6 +998,8 @@ class IsiRates:
 
     def _unit_interpolants(self) -> list:
         if self._interpolants is None:
+            from scipy import interpolate as sp_interpolate  # deferred: slow
+
             x_raw, y_raw, raw_start, raw_count = self._raw
             interpolants = []
             for u in range(self.n_units):

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
-import pandas as pd
 
 from spikerates.errors import SpikeDataError
 from spikerates.io._source import Source
@@ -92,6 +91,8 @@ class _Table:
     file line of the first data row (for error messages)."""
 
     def __init__(self, src: Source, sep: str) -> None:
+        import pandas as pd  # deferred: slow to import
+
         self.src = src
         self.fields, header_line, self.sep = self._header(sep)
         self.first_line = header_line + 2
@@ -157,6 +158,8 @@ class _Table:
         self, index: int, *, allow_empty: bool = False, what: str = "value"
     ) -> tuple[np.ndarray, np.ndarray]:
         """Column ``index`` as float64, and the mask of its empty cells."""
+        import pandas as pd  # deferred: slow to import
+
         col = self.df[index]
         name = self.fields[index]
         if pd.api.types.is_numeric_dtype(col):
@@ -188,6 +191,8 @@ class _Table:
         return values, empty
 
     def unit_column(self, index: int) -> np.ndarray:
+        import pandas as pd  # deferred: slow to import
+
         col = self.df[index]
         name = self.fields[index]
         if pd.api.types.is_numeric_dtype(col):
@@ -283,6 +288,8 @@ def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
 
 
 def _read_dense(table: _Table, values: str, dt: float | None) -> DenseSpikes:
+    import pandas as pd  # deferred: slow to import
+
     t, _ = table.numeric(0, what="time")
     divisor = time_divisor(table.fields[0], DENSE_TIME_COLUMNS) or 1.0
     if divisor != 1.0:

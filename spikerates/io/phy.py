@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from spikerates.errors import SpikeDataError
 from spikerates.spiketrains import SpikeTrains
@@ -105,6 +104,8 @@ def _load_vector(folder: str, name: str) -> np.ndarray:
 
 def _labels(folder: str, cluster_ids: np.ndarray) -> np.ndarray | None:
     """Per-cluster labels: cluster_group.tsv over cluster_KSLabel.tsv."""
+    import pandas as pd  # deferred: slow to import
+
     found: dict[int, str] = {}
     any_file = False
     # Later files only fill clusters the earlier ones left unlabelled.
