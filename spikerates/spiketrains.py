@@ -626,8 +626,8 @@ def _check_time_grid(
     if np.any(steps <= 0):
         k = int(np.flatnonzero(steps <= 0)[0])
         raise SpikeDataError(
-            f"times must increase; t[{k + 1}] = {tt[k + 1]!r} follows "
-            f"t[{k}] = {tt[k]!r}",
+            f"times must increase; t[{k + 1}] = {float(tt[k + 1])!r} follows "
+            f"t[{k}] = {float(tt[k])!r}",
             path=source,
             dataset=dataset,
         )
@@ -638,7 +638,7 @@ def _check_time_grid(
         k = int(np.flatnonzero(bad)[0])
         raise SpikeDataError(
             f"times must be uniform (steps equal to within rtol 1e-6); step {k} is "
-            f"{steps[k]!r} where the mean step is {step!r}",
+            f"{float(steps[k]):g} s where the mean step is {float(step):g} s",
             path=source,
             dataset=dataset,
         )
