@@ -416,10 +416,16 @@ class SoftLIFRate(LIFRate):
         Returns
         -------
         ndarray
-            ``d rate / d x`` in Hz per unit of ``x``, float64, shape (P, N).
+            ``d rate / d x`` in Hz per unit of ``x``, float64, shape (P, N);
+            with scalar ``gain`` and ``bias``, the shape of ``x`` (the
+            reference's elementwise ``gain * x + bias``).
         """
-        gain = np.atleast_1d(np.asarray(gain, dtype=np.float64))
-        y = self.current(x, gain, bias) - 1.0
+        if np.ndim(gain) == 0 and np.ndim(bias) == 0:
+            gain = np.float64(gain)
+            y = gain * np.asarray(x, dtype=np.float64) + np.float64(bias) - 1.0
+        else:
+            gain = np.atleast_1d(np.asarray(gain, dtype=np.float64))
+            y = self.current(x, gain, bias) - 1.0
         j = softplus(y, self.sigma)
         rate = lif_j(j, self.tau_ref, self.tau_rc, self.amplitude)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):

@@ -120,6 +120,18 @@ def test_softlif_derivative_matches_reference_per_neuron(dtype, sigma):
     assert_parity(actual, expected)
 
 
+@pytest.mark.parametrize("shape", [(), (201,), (40, 3)])
+def test_softlif_derivative_with_scalar_gain_is_elementwise_like_reference(shape):
+    # With a scalar gain and bias the reference computes gain * x + bias
+    # elementwise, so its result has the shape of x; ours must too.
+    x = np.random.default_rng(7).uniform(-1.5, 1.5, shape)
+    model = SoftLIFRate(sigma=0.3)
+    actual = model.derivative(x, 1.7, 0.4)
+    expected = ref.SoftLIFRate(sigma=0.3).derivative(np.asarray(x), 1.7, 0.4)
+    assert actual.shape == np.shape(expected) == shape
+    assert_parity(actual, expected)
+
+
 def test_softlif_derivative_accepts_2d_input():
     gain, bias = tuning(5, seed=3)
     x = np.linspace(-1, 1, 11)
