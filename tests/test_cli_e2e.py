@@ -26,8 +26,10 @@ from spikerates import estimators
 
 def _script() -> list[str]:
     """The installed console script (``pip install -e .`` puts it on PATH)."""
+    # The script beside this interpreter first: another one on PATH may
+    # belong to a different environment.
     beside = Path(sys.executable).with_name("spikerates")
-    found = shutil.which("spikerates") or (str(beside) if beside.exists() else None)
+    found = str(beside) if beside.exists() else shutil.which("spikerates")
     if found is None:
         # Not installed as a script: the same entry point through the module.
         return [sys.executable, "-m", "spikerates"]
