@@ -23,7 +23,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import sparse as sp_sparse
 
 from spikerates.errors import ParameterError
 
@@ -62,10 +61,19 @@ _GRID_RTOL = 1e-6
 _SPLINE_ORDERS = {"zero": 0, "slinear": 1, "quadratic": 2, "cubic": 3}
 _SPLINE_KINDS = {order: kind for kind, order in _SPLINE_ORDERS.items()}
 
-# Block sizes of the convolution methods (rows of output per block), chosen
-# by measurement so that the working set of a block stays in the L2 cache.
-_SPARSE_BLOCK = 256
+# Rows of output per block of the direct method, chosen by measurement so
+# that the working set of a block stays in the L2 cache.
 _DIRECT_BLOCK = 64
+# Output rows per block of the sparse method: multiples of 8 that are not
+# powers of two (see _FirStage._sparse_shape).
+_SPARSE_BLOCKS = (8, 24, 40, 56, 72, 88, 104, 120, 136)
+# Bound on the values of the sparse method's table of kernel pieces.
+_SPARSE_TABLE_VALUES = 1 << 19
+# Bound on the (spike, piece) entries of one sparse product (16 bytes each).
+_SPARSE_ENTRIES = 1 << 20
+# Bound on the output values of one sparse product (larger ones were measured
+# to be slower: their working set leaves the cache).
+_SPARSE_OUT_VALUES = 1 << 20
 _FFT_COLUMNS = 32
 # Bytes of float64 input converted per chunk by rates_kernel by default.
 _CHUNK_BYTES = 1 << 25
@@ -264,6 +272,70 @@ def spikes2events(t, spikes) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------ kernels
 
+# No spikes: (rows, units, values) of an empty chunk.
+_NO_SPIKES = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
+
+
+def _spike_entries(
+    n_rows: int, n_units: int, rows, units, values
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``(rows, units, values)`` of a chunk, one entry per cell.
+
+    Entries of one cell are added up in their order.  Raises ValueError for
+    non-integer indices, indices outside the chunk, non-finite values or
+    lengths that differ.
+    """
+    rows, units = np.asarray(rows), np.asarray(units)
+    if (rows.size and rows.dtype.kind not in "iu") or (
+        units.size and units.dtype.kind not in "iu"
+    ):
+        raise ValueError("rows and units must be integer arrays")
+    rows = rows.astype(np.intp, copy=False).reshape(-1)
+    units = units.astype(np.intp, copy=False).reshape(-1)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 0:
+        values = np.full(rows.size, values.item())
+    values = values.reshape(-1)
+    if not rows.size == units.size == values.size:
+        raise ValueError(
+            f"rows, units and values must have one length, got {rows.size}, "
+            f"{units.size} and {values.size}"
+        )
+    if rows.size == 0:
+        return rows, units, values
+    if rows.min() < 0 or rows.max() >= n_rows:
+        raise ValueError(f"rows must lie in [0, {n_rows}) (the chunk's time steps)")
+    if units.min() < 0 or units.max() >= n_units:
+        raise ValueError(f"units must lie in [0, {n_units})")
+    if not np.isfinite(values).all():
+        raise ValueError("spike values hold NaN or infinite values")
+    # Entries ordered by unit then row, or by row then unit, show repeated
+    # cells as equal neighbours; other orders are sorted first.
+    key = units * n_rows + rows
+    steps = np.diff(key)
+    if (steps > 0).all():
+        return rows, units, values
+    by_row = False
+    if not (steps >= 0).all():
+        row_key = rows * n_units + units
+        row_steps = np.diff(row_key)
+        if (row_steps > 0).all():
+            return rows, units, values
+        if (row_steps >= 0).all():
+            by_row, key, steps = True, row_key, row_steps
+        else:
+            order = np.argsort(key, kind="stable")
+            key, values = key[order], values[order]
+            steps = np.diff(key)
+    starts = np.flatnonzero(np.concatenate([[True], steps != 0]))
+    values = np.add.reduceat(values, starts)
+    key = key[starts]
+    if by_row:
+        rows, units = np.divmod(key, n_units)
+    else:
+        units, rows = np.divmod(key, n_rows)
+    return rows, units, values
+
 
 def _sampled_kernel(
     kind: str, tau_steps: float, *, normalize: bool, causal: bool
@@ -307,6 +379,10 @@ class _FirStage:
     Output row ``m`` is ``sum_k kern[k] x[m + delay - k]`` with ``x = 0``
     outside the rows fed, i.e. the reference's
     ``np.convolve(kern, x, "full")[delay : M + delay]`` per column.
+
+    Input comes as dense rows (:meth:`run`) or as the spikes of a chunk
+    (:meth:`run_spikes`); the last ``K - 1`` rows (``K`` taps) are carried to
+    the next chunk in the form the chunk came in.
     """
 
     def __init__(self, kern: np.ndarray, delay: int, n_units: int, method: str):
@@ -317,8 +393,10 @@ class _FirStage:
         self.n_taps = kern.size
         # An alpha kernel shorter than a step samples only its zero at t = 0.
         self._all_zero = not kern.any()
-        self._history = np.zeros((self.n_taps - 1, n_units))
         self.rows_in = 0
+        # The last K - 1 input rows: a dense array, or spikes (rows counted
+        # from the next chunk's first row, so negative; units; values).
+        self._tail: np.ndarray | tuple[np.ndarray, ...] = _NO_SPIKES
         self._plans: dict[str, object] = {}
 
     # -- bookkeeping
@@ -337,80 +415,125 @@ class _FirStage:
         rows hold NaN or infinite values.
         """
         n_rows = x.shape[0]
-        n_ready = self.rows_ready(n_rows)
-        if out is None:
-            out = np.empty((n_ready, self.n_units))
-        if n_rows:
-            # Rows before the delay are never output: not computed either.
-            self._correlate_chunk(x, out, n_rows - n_ready, validate)
-            self._update_history(x)
+        out = self._output(n_rows, out)
+        if n_rows == 0:
+            return out
+        if x.size == 0:
             self.rows_in += n_rows
+            return out
+        if self.method == "auto":
+            method = self._choose_method(np.count_nonzero(x) / x.size)
+        else:
+            method = self.method
+        if method == "sparse":
+            flat = _flat_nonzero(x)
+            values = x.reshape(-1)[flat]
+            # NaN and infinities are non-zero: checking the gathered values
+            # is enough.
+            if validate and not np.isfinite(values).all():
+                raise ValueError("spikes hold NaN or infinite values")
+            rows, units = np.divmod(flat, self.n_units)
+            self._run_sparse(n_rows, rows, units, values, out)
+        else:
+            if validate:
+                _check_finite(x)
+            self._run_dense(x, out, method)
+        return out
+
+    def run_spikes(
+        self,
+        n_rows: int,
+        rows: np.ndarray,
+        units: np.ndarray,
+        values: np.ndarray,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Feed ``n_rows`` rows given by their non-zero entries.
+
+        ``rows`` (within the chunk), ``units`` and float64 ``values`` name
+        distinct cells, finite (see :meth:`KernelFilter.process_spikes`).
+        """
+        out = self._output(n_rows, out)
+        if n_rows == 0:
+            return out
+        if self.n_units == 0:
+            self.rows_in += n_rows
+            return out
+        method = self.method
+        if method == "auto":
+            method = self._choose_method(values.size / (n_rows * self.n_units))
+        if method == "sparse":
+            self._run_sparse(n_rows, rows, units, values, out)
+        else:
+            x = np.zeros((n_rows, self.n_units))
+            x[rows, units] = values
+            self._run_dense(x, out, method)
         return out
 
     def flush(self) -> np.ndarray:
         """Rows still owed after the last input (the kernel's tail)."""
-        return self.run(np.zeros((self.delay, self.n_units)))
+        return self.run_spikes(self.delay, *_NO_SPIKES)
 
-    def _update_history(self, x: np.ndarray) -> None:
-        keep = self.n_taps - 1
-        if keep == 0:
-            return
-        if x.shape[0] >= keep:
-            self._history = x[-keep:].copy()
-        else:
-            self._history = np.concatenate([self._history[x.shape[0] :], x])
+    def _output(self, n_rows: int, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            out = np.empty((self.rows_ready(n_rows), self.n_units))
+        return out
 
-    # -- the convolution of one chunk
-
-    def _correlate_chunk(
-        self, x: np.ndarray, out: np.ndarray, skip: int, validate: bool
-    ) -> None:
-        """out[i - skip] = sum_k kern[k] v[i + K - 1 - k] for skip <= i < L.
-
-        ``v`` is the carried history (K - 1 rows) followed by ``x`` (L rows).
-        """
-        n_rows = x.shape[0]
-        keep = self.n_taps - 1
-        method = self._choose_method(x)
-        # The sparse method checks the non-zero values it gathers anyway, but
-        # only those of rows it computes.
-        check = validate and method == "sparse" and skip == 0
-        if validate and not check:
-            _check_finite(x)
-        head = min(n_rows, keep)
-        if skip < head:
-            # Rows whose window reaches into the carried history.
-            edge = np.concatenate([self._history[skip:], x[:head]])
-            self._valid(edge, out[: head - skip], method, check)
-        first = max(skip, keep)
-        if n_rows > first:
-            self._valid(x[first - keep :], out[first - skip :], method, check)
-
-    def _choose_method(self, x: np.ndarray) -> str:
-        if self.method != "auto":
-            return self.method
-        n = x.size
-        if n == 0:
-            return "sparse"
-        density = np.count_nonzero(x) / n
+    def _choose_method(self, density: float) -> str:
         k = self.n_taps
         # Costs in ns per output value measured on 2 cores (AMD EPYC,
-        # OpenBLAS, pocketfft; 256 units); only their ratios matter.  The
-        # FFT needs several spikes under each window, or too many of its
-        # values are recomputed as direct sums.
-        sparse_width = self._sparse_block() + k - 1
+        # OpenBLAS, pocketfft; 100 units); only their ratios matter.  The
+        # sparse method costs a little per output value and per spike the
+        # products of its kernel pieces; the FFT needs several spikes under
+        # each window, or too many of its values are recomputed as direct
+        # sums.
+        block, pieces = self._sparse_shape()
         cost = {
-            "sparse": 2.8 + density * (7.0 + 0.1375 * sparse_width),
+            "sparse": 0.6 + density * (4.0 + 0.25 * pieces * block),
             "direct": 2.5 + 0.022 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
         return min(cost, key=cost.get)
 
-    def _valid(self, a: np.ndarray, out: np.ndarray, method: str, check: bool) -> None:
+    # -- dense input: direct or FFT
+
+    def _dense_tail(self) -> np.ndarray:
+        keep = self.n_taps - 1
+        tail = self._tail
+        if isinstance(tail, np.ndarray):
+            return tail
+        rows, units, values = tail
+        dense = np.zeros((keep, self.n_units))
+        dense[rows + keep, units] = values
+        return dense
+
+    def _run_dense(self, x: np.ndarray, out: np.ndarray, method: str) -> None:
+        """out[i - skip] = sum_k kern[k] v[i + K - 1 - k] for skip <= i < L.
+
+        ``v`` is the carried tail (K - 1 rows) followed by ``x`` (L rows);
+        rows before the delay are never output, so not computed either.
+        """
+        n_rows = x.shape[0]
+        keep = self.n_taps - 1
+        skip = n_rows - out.shape[0]
+        history = self._dense_tail()
+        head = min(n_rows, keep)
+        if skip < head:
+            # Rows whose window reaches into the carried history.
+            edge = np.concatenate([history[skip:], x[:head]])
+            self._valid(edge, out[: head - skip], method)
+        first = max(skip, keep)
+        if n_rows > first:
+            self._valid(x[first - keep :], out[first - skip :], method)
+        if n_rows >= keep:
+            self._tail = x[n_rows - keep :].copy()
+        else:
+            self._tail = np.concatenate([history[n_rows:], x])
+        self.rows_in += n_rows
+
+    def _valid(self, a: np.ndarray, out: np.ndarray, method: str) -> None:
         """Valid-mode correlation of ``a`` (R, N) with the reversed kernel."""
-        if method == "sparse":
-            self._valid_sparse(a, out, check)
-        elif self._all_zero:
+        if self._all_zero:
             out[...] = 0.0
         elif method == "direct":
             self._valid_direct(a, out)
@@ -419,9 +542,9 @@ class _FirStage:
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
     # the input window, so that out_block = T @ window.
-    def _toeplitz(self, n_out: int) -> np.ndarray:
+    def _toeplitz(self, n_out: int, width: int | None = None) -> np.ndarray:
         k = self.n_taps
-        width = n_out + k - 1
+        width = n_out + k - 1 if width is None else width
         idx = np.arange(width)[None, :] - np.arange(n_out)[:, None]
         inside = (idx >= 0) & (idx < k)
         rev = self.kern[::-1]
@@ -444,48 +567,143 @@ class _FirStage:
             else:
                 np.matmul(t_mat[:b, : b + k - 1], window, out=out[i0 : i0 + b])
 
-    def _sparse_block(self) -> int:
-        # Fewer rows per block for long kernels bound the Toeplitz matrix
-        # (kernel length x block) to a few MB.
-        return int(min(_SPARSE_BLOCK, max(32, (1 << 19) // self.n_taps)))
+    # -- spikes: the sparse method
 
-    def _valid_sparse(self, a: np.ndarray, out: np.ndarray, check: bool) -> None:
-        # Only the non-zero inputs contribute: for each block of output rows,
-        # (units x window) sparse spikes times the (window x block) Toeplitz
-        # matrix, then transposed into place.
-        n_rows, n_units = a.shape
+    def _sparse_shape(self) -> tuple[int, int]:
+        """Output rows per block and kernel pieces of the sparse method.
+
+        A spike adds ``pieces * block >= block + K - 1`` products, in
+        ``pieces`` rows of ``block`` values; the block size balances the
+        two, measured optimum about ``3.5 sqrt(K)``, from sizes that are not
+        powers of two (which make the transposing copy thrash the cache),
+        and bounds the table of kernel pieces to a few MB.
+        """
         k = self.n_taps
+        fits = [b for b in _SPARSE_BLOCKS if (k + b) * b <= _SPARSE_TABLE_VALUES]
+        block = min(fits or _SPARSE_BLOCKS[:1], key=lambda b: abs(b - 3.5 * k**0.5))
+        return block, -(-(block + k - 1) // block)
+
+    def _run_sparse(
+        self,
+        n_rows: int,
+        rows: np.ndarray,
+        units: np.ndarray,
+        values: np.ndarray,
+        out: np.ndarray,
+    ) -> None:
+        """The sparse method over the carried tail's spikes and the chunk's."""
+        keep = self.n_taps - 1
+        skip = n_rows - out.shape[0]
+        tail = self._tail
+        if isinstance(tail, np.ndarray):
+            flat = np.flatnonzero(tail)
+            t_rows, t_units = np.divmod(flat, self.n_units)
+            tail = (t_rows - keep, t_units, tail.reshape(-1)[flat])
+        t_rows, t_units, t_values = tail
+        rows = np.concatenate([t_rows, rows])
+        units = np.concatenate([t_units, units])
+        values = np.concatenate([t_values, values])
+        last = rows >= n_rows - keep
+        self._tail = (rows[last] - n_rows, units[last], values[last])
+        self.rows_in += n_rows
+        # Output i covers the rows i + skip - (K - 1) .. i + skip of the
+        # chunk, at window positions i .. i + K - 1; spikes before the first
+        # output's window are not needed.
+        window = rows + (keep - skip)
+        if skip:
+            needed = window >= 0
+            window, units, values = window[needed], units[needed], values[needed]
         n_out = out.shape[0]
-        a = np.ascontiguousarray(a)
-        flat = _flat_nonzero(a)
-        if flat.size == 0:
+        n_parts = -(-n_out * self.n_units // _SPARSE_OUT_VALUES)
+        if n_parts <= 1:
+            self._sparse_product(window, units, values, out)
+            return
+        block = self._sparse_shape()[0]
+        step = -(-n_out // (n_parts * block)) * block
+        # Long chunks go in pieces of outputs, each with the spikes of its
+        # window: the working set of a product stays in the cache.
+        if not (np.diff(window) >= 0).all():
+            order = np.argsort(window, kind="stable")
+            window, units, values = window[order], units[order], values[order]
+        for o0 in range(0, n_out, step):
+            o1 = min(n_out, o0 + step)
+            lo, hi = np.searchsorted(window, [o0, o1 + keep])
+            self._sparse_product(
+                window[lo:hi] - o0, units[lo:hi], values[lo:hi], out[o0:o1]
+            )
+
+    def _sparse_table(self) -> np.ndarray:
+        """Kernel pieces: row ``p * block + j`` holds the weights, on the rows
+        of an output block, of a spike ``p`` blocks and ``j`` rows after the
+        block's first window position."""
+        table = self._plans.get("sparse")
+        if table is None:
+            block, pieces = self._sparse_shape()
+            table = self._toeplitz(block, pieces * block).T
+            table = self._plans["sparse"] = np.ascontiguousarray(table)
+        return table
+
+    def _sparse_product(
+        self, window: np.ndarray, units: np.ndarray, values: np.ndarray, out: np.ndarray
+    ) -> None:
+        """out[i, u] = sum of kern[i + K - 1 - w] v over the spikes (w, u, v).
+
+        ``window`` holds positions ``w >= 0``, ``w < n_out + K - 1``.  Output
+        rows go in blocks of ``block``: a spike at ``w = q * block + j`` adds
+        ``v`` times row ``p * block + j`` of the table to block ``q - p`` of
+        its unit, for each piece ``p``.  That is one sparse (coordinate)
+        matrix times the table for all blocks and units at once, with a row
+        of ``block`` values per block and unit, transposed into place; each
+        output sums
+        exactly the reference's products (and products with zero weights),
+        so windows without spikes give exact zeros.
+        """
+        n_out, n_units = out.shape
+        if n_out == 0:
+            return
+        if window.size == 0 or self._all_zero:
             out[...] = 0.0
             return
-        values = a.reshape(-1)[flat]
-        if check and not np.isfinite(values).all():
-            raise ValueError("spikes hold NaN or infinite values")
-        units = flat % n_units
-        row_ptr = np.searchsorted(flat, np.arange(n_rows + 1) * n_units)
-        block = self._sparse_block()
-        tt = self._plans.get("sparse")
-        if tt is None:
-            # Extra columns make the row stride of each product a non-power
-            # of two, which keeps its transposition free of cache conflicts.
-            tt = self._toeplitz(block + _STRIDE_PAD).T[: block + k - 1]
-            tt = self._plans["sparse"] = np.ascontiguousarray(tt)
-        for i0 in range(0, n_out, block):
-            b = min(block, n_out - i0)
-            width = b + k - 1
-            p0, p1 = row_ptr[i0], row_ptr[i0 + width]
-            if p0 == p1:
-                out[i0 : i0 + b] = 0.0
-                continue
-            spikes = sp_sparse.csc_array(
-                (values[p0:p1], units[p0:p1], row_ptr[i0 : i0 + width + 1] - p0),
-                shape=(n_units, width),
+        from scipy import sparse as sp_sparse  # deferred: slow to import
+
+        block, pieces = self._sparse_shape()
+        table = self._sparse_table()
+        n_blocks = -(-n_out // block)
+        # Result rows: (block, unit) for blocks -(pieces - 1) .. the last one
+        # a spike reaches; those outside 0 .. n_blocks - 1 are dropped.
+        span = (n_out + self.n_taps - 2) // block + pieces
+        index = np.int32 if span * n_units < 2**31 else np.int64
+        q, j = np.divmod(window.astype(index, copy=False), block)
+        first = (q + (pieces - 1)) * n_units + units.astype(index, copy=False)
+        shifts = np.arange(pieces, dtype=index)
+        # Pieces in groups, so the coordinate arrays stay bounded.
+        group = max(1, _SPARSE_ENTRIES // window.size)
+        result = None
+        for p0 in range(0, pieces, group):
+            p = shifts[p0 : p0 + group, None]
+            coords = (
+                (first - p * n_units).reshape(-1),
+                (j + (p - p0) * block).reshape(-1),
             )
-            kern_block = tt if b == block else tt[:width, : b + _STRIDE_PAD]
-            out[i0 : i0 + b] = (spikes @ kern_block)[:, :b].T
+            data = np.broadcast_to(values, (p.shape[0], values.size)).reshape(-1)
+            matrix = sp_sparse.coo_array(
+                (data, coords), shape=(span * n_units, p.shape[0] * block)
+            )
+            part = matrix @ table[p0 * block : (p0 + p.shape[0]) * block]
+            if result is None:
+                result = part
+            else:
+                result += part
+        blocks = result.reshape(span, n_units, block)[pieces - 1 :]
+        target = out if out.flags.c_contiguous else np.empty_like(out)
+        full = n_out // block
+        target[: full * block].reshape(full, block, n_units)[...] = blocks[
+            :full
+        ].transpose(0, 2, 1)
+        if full < n_blocks:
+            target[full * block :] = blocks[full, :, : n_out - full * block].T
+        if target is not out:
+            out[...] = target
 
     def _fft_size(self) -> int:
         # Measured optimum: about four kernel lengths, at least 1024.
@@ -689,6 +907,48 @@ class KernelFilter:
         if not later:
             return first.run(x, out, validate=True)
         x = first.run(x, validate=True)
+        for stage in later[:-1]:
+            x = stage.run(x)
+        return later[-1].run(x, out)
+
+    def process_spikes(
+        self, n_rows: int, rows, units, values, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Filter the next rows of spikes, given as their non-zero entries.
+
+        The same as :meth:`process` on the (``n_rows``, N) chunk that is zero
+        except for ``chunk[rows, units] = values``, without building that
+        chunk when the spikes are sparse.
+
+        Parameters
+        ----------
+        n_rows : int
+            The number L of time steps of the chunk (>= 0).
+        rows, units : (S,) array_like of int
+            Time step within the chunk (``0 <= rows < L``) and unit
+            (``0 <= units < N``) of each entry.  Entries of one cell are added
+            up, as a dense chunk would hold their sum; the work is least when
+            the entries are ordered by unit then row, or by row then unit.
+        values : (S,) array_like or float
+            The value of each entry (``1 / dt`` per spike for rates in Hz).
+        out : (L', N) float64 ndarray, optional
+            As for :meth:`process`.
+
+        Returns
+        -------
+        (L', N) ndarray
+            Rates in Hz of the rows that are now final.
+        """
+        if self._finished:
+            raise RuntimeError("process_spikes() called after finish()")
+        if isinstance(n_rows, bool) or int(n_rows) != n_rows or n_rows < 0:
+            raise ValueError(f"n_rows must be an integer >= 0, got {n_rows!r}")
+        n_rows = int(n_rows)
+        rows, units, values = _spike_entries(n_rows, self.n_units, rows, units, values)
+        first, *later = self._stages
+        if not later:
+            return first.run_spikes(n_rows, rows, units, values, out)
+        x = first.run_spikes(n_rows, rows, units, values)
         for stage in later[:-1]:
             x = stage.run(x)
         return later[-1].run(x, out)

@@ -40,9 +40,9 @@ MAX_CHUNK_VALUES = 1 << 20
 
 METHODS = ("kernel", "isi")
 
-# Chunks whose slice bounds are searched together (bounds memory: 2 x units x
-# this many integers).
-_BOUNDS_BATCH = 256
+# Spikes binned together, on average, by the events path (a few arrays of
+# this many values).
+_BATCH_SPIKES = 1 << 18
 
 
 class MatrixWriter(Protocol):
@@ -202,9 +202,18 @@ def estimate_rates(
 
 
 def _kernel_rows(rate_filter, plan, chunk_steps: int):
-    """Yield ``(final rate rows, input steps consumed)`` chunk by chunk."""
-    for k0, k1, amplitude in plan.amplitude_chunks(chunk_steps):
-        yield rate_filter.process(amplitude), k1 - k0
+    """Yield ``(final rate rows, input steps consumed)`` chunk by chunk.
+
+    Events go to the filter as the spikes of each chunk, never as a dense
+    chunk; dense input goes as it is read.
+    """
+    if isinstance(plan, _EventsPlan):
+        amplitude = 1.0 / plan.dt
+        for k0, k1, rows, units in plan.spike_chunks(chunk_steps):
+            yield rate_filter.process_spikes(k1 - k0, rows, units, amplitude), k1 - k0
+    else:
+        for k0, k1, chunk in plan.amplitude_chunks(chunk_steps):
+            yield rate_filter.process(chunk), k1 - k0
     yield np.asarray(rate_filter.finish()), 0
 
 
@@ -321,60 +330,64 @@ class _EventsPlan:
     def times(self, k0: int, k1: int) -> np.ndarray:
         return self.grid.times(k0, k1)
 
-    def amplitude_chunks(
+    def spike_chunks(
         self, chunk_steps: int
-    ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """Yield ``(k0, k1, counts / dt)`` for consecutive chunks of steps.
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Yield ``(k0, k1, rows, units)``: the spikes of bins ``[k0, k1)``.
 
-        The counts equal :func:`~spikerates.spiketrains.bin_spikes` on the
-        chunk; the spikes of all units are binned in one vectorised pass
-        (per-unit work is two binary searches), which keeps binning a small
-        part of the run time for hundreds of units.
+        ``rows`` are bins counted from ``k0``, ordered by unit then bin; two
+        spikes in one bin are two entries. The bins are those of
+        :func:`~spikerates.spiketrains.bin_spikes`. Several chunks (about
+        :data:`_BATCH_SPIKES` spikes) are binned in one vectorised pass, and
+        each chunk's spikes are gathered from it by one binary search for
+        all units, so the work per chunk does not grow with the units.
         """
-        # Slices are half a step wider than the chunk's bins so that bin_index,
-        # the binning rule itself, decides the edge cases. Slice bounds are
-        # searched for a batch of chunks at once (one call per unit and batch).
+        n_units, n_steps = self.n_units, self.n_steps
+        starts = range(0, n_steps, chunk_steps)
+        n_spikes = sum(times.size for times in self.spike_times)
+        per_batch = _BATCH_SPIKES * n_steps // max(1, chunk_steps * n_spikes)
+        per_batch = int(min(max(per_batch, 1), len(starts)))
+        # Slices are half a step wider than the bins so that bin_index, the
+        # binning rule itself, decides the edge cases.
         margin = 0.5 * self.dt
-        n_units = self.n_units
         unit_numbers = np.arange(n_units)
-        starts = range(0, self.n_steps, chunk_steps)
-        for b0 in range(0, len(starts), _BOUNDS_BATCH):
-            batch = np.asarray(starts[b0 : b0 + _BOUNDS_BATCH], dtype=np.int64)
-            ends = np.minimum(batch + chunk_steps, self.n_steps)
-            t_lo = self.t_start + batch * self.dt - margin
-            t_hi = self.t_start + ends * self.dt + margin
-            lo = [
-                np.searchsorted(times, t_lo, side="right") for times in self.spike_times
+        for b0 in range(0, len(starts), per_batch):
+            edges = np.append(
+                np.asarray(starts[b0 : b0 + per_batch], dtype=np.int64),
+                min(starts[b0] + per_batch * chunk_steps, n_steps),
+            )
+            first, last = int(edges[0]), int(edges[-1])
+            t_lo = self.t_start + first * self.dt - margin
+            t_hi = self.t_start + last * self.dt + margin
+            pieces = [
+                times[
+                    np.searchsorted(times, t_lo, side="right") : np.searchsorted(
+                        times, t_hi, side="right"
+                    )
+                ]
+                for times in self.spike_times
             ]
-            hi = [
-                np.searchsorted(times, t_hi, side="right") for times in self.spike_times
-            ]
-            for c, (k0, k1) in enumerate(
-                zip(batch.tolist(), ends.tolist(), strict=True)
-            ):
-                yield k0, k1, self._bin_chunk(k0, k1, lo, hi, c, unit_numbers)
-
-    def _bin_chunk(self, k0, k1, lo, hi, c, unit_numbers) -> np.ndarray:
-        """Spikes of bins ``[k0, k1)`` in 1/dt units, shape (k1 - k0, N).
-
-        Binned from the slices ``lo[j][c]:hi[j][c]`` of each unit's times.
-        """
-        n_units = self.n_units
-        pieces = [
-            times[lo[j][c] : hi[j][c]] for j, times in enumerate(self.spike_times)
-        ]
-        sizes = [piece.size for piece in pieces]
-        if sum(sizes):
-            k = bin_index(np.concatenate(pieces), self.grid.t_start, self.dt)
-            inside = (k >= k0) & (k < k1)
-            cells = (k[inside].astype(np.int64) - k0) * n_units
-            cells += np.repeat(unit_numbers, sizes)[inside]
-            # Summing 1/dt per spike gives the amplitudes in one pass.
-            weights = np.full(cells.size, 1.0 / self.dt)
-            amplitude = np.bincount(cells, weights, minlength=(k1 - k0) * n_units)
-        else:
-            amplitude = np.zeros((k1 - k0) * n_units)
-        return amplitude.reshape(k1 - k0, n_units)
+            sizes = [piece.size for piece in pieces]
+            flat = np.concatenate(pieces) if pieces else np.zeros(0)
+            k = bin_index(flat, self.grid.t_start, self.dt)
+            inside = (k >= first) & (k < last)
+            bins = k[inside].astype(np.int64) - first
+            units = np.repeat(unit_numbers, sizes)[inside]
+            # Ordered by unit then bin: one search finds every unit's spikes
+            # in every chunk of the batch.
+            width = last - first
+            bounds = np.searchsorted(
+                units * width + bins,
+                (unit_numbers[:, None] * width + (edges - first)).reshape(-1),
+            ).reshape(n_units, edges.size)
+            for c in range(edges.size - 1):
+                k0, k1 = int(edges[c]), int(edges[c + 1])
+                lo, hi = bounds[:, c], bounds[:, c + 1]
+                counts = hi - lo
+                offsets = np.cumsum(counts) - counts
+                index = np.arange(int(counts.sum()))
+                index += np.repeat(lo - offsets, counts)
+                yield k0, k1, bins[index] - (k0 - first), units[index]
 
     def spike_times_on_grid(self, chunk_steps: int) -> list[np.ndarray]:
         """Spike times moved to their bins' grid times, inside the window only.

@@ -295,6 +295,111 @@ def test_streaming_property(kind, tau_steps, method, n_steps, seed, data):
     )
 
 
+def spike_entries(n_steps, n_units, n_spikes, seed):
+    """Random spikes as entries (rows, units), with repeated cells, and the
+    dense amplitude chunk they stand for; the last unit stays empty."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, n_steps, n_spikes)
+    units = rng.integers(0, n_units - 1, n_spikes)
+    rows[:10], units[:10] = rows[10:20], units[10:20]
+    dense = np.zeros((n_steps, n_units))
+    np.add.at(dense, (rows, units), 1 / DT)
+    return rows, units, dense
+
+
+def ordered(rows, units, order, rng):
+    """The entries by unit then row, by row then unit, or shuffled."""
+    if order == "unit":
+        index = np.lexsort((rows, units))
+    elif order == "row":
+        index = np.lexsort((units, rows))
+    else:
+        index = rng.permutation(rows.size)
+    return rows[index], units[index]
+
+
+@pytest.mark.parametrize("order", ["unit", "row", "shuffled"])
+@pytest.mark.parametrize("method", ["auto", "sparse", "direct", "fft"])
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+def test_spike_entries_equal_dense_chunks(kind, method, order):
+    n_steps, n_units = 900, 4
+    rows, units, dense = spike_entries(n_steps, n_units, 300, seed=5)
+    rng = np.random.default_rng(6)
+    sizes = [1, 37, 0, 200, 62, 600]
+    by_rows = KernelFilter(kind, 0.01, DT, n_units, method=method)
+    by_spikes = KernelFilter(kind, 0.01, DT, n_units, method=method)
+    mixed = KernelFilter(kind, 0.01, DT, n_units, method=method)
+    parts: dict[str, list] = {"rows": [], "spikes": [], "mixed": []}
+    k0 = 0
+    for i, size in enumerate(sizes):
+        chunk = dense[k0 : k0 + size]
+        inside = (rows >= k0) & (rows < k0 + size)
+        r, u = ordered(rows[inside] - k0, units[inside], order, rng)
+        parts["rows"].append(by_rows.process(chunk))
+        parts["spikes"].append(by_spikes.process_spikes(size, r, u, 1 / DT))
+        if i % 2:
+            parts["mixed"].append(mixed.process(chunk))
+        else:
+            parts["mixed"].append(mixed.process_spikes(size, r, u, 1 / DT))
+        k0 += size
+    for name, filt in (("rows", by_rows), ("spikes", by_spikes), ("mixed", mixed)):
+        parts[name].append(filt.finish())
+    whole = {name: np.concatenate(p) for name, p in parts.items()}
+    expected = reference.rates_kernel(grid(n_steps), dense, kind=kind, tau=0.01)
+    for name in ("spikes", "mixed"):
+        assert_matches(whole[name], expected)
+        np.testing.assert_allclose(whole[name], whole["rows"], rtol=1e-12, atol=0)
+    assert not whole["spikes"][:, -1].any()
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+def test_sparse_method_in_parts_equals_whole(monkeypatch, kind):
+    """Long chunks are computed in parts (and pieces of the kernel in groups);
+    the parts give the same sums, for spikes in any order."""
+    import spikerates.estimators as estimators
+
+    n_steps, n_units = 700, 5
+    rows, units, dense = spike_entries(n_steps, n_units, 120, seed=9)
+    order = np.lexsort((rows, units))  # windows not in time order
+    whole = KernelFilter(kind, 0.02, DT, n_units, method="sparse")
+    expected = np.concatenate([whole.process(dense), whole.finish()])
+    monkeypatch.setattr(estimators, "_SPARSE_OUT_VALUES", 64)
+    monkeypatch.setattr(estimators, "_SPARSE_ENTRIES", 50)
+    for feed in ("rows", "spikes"):
+        filt = KernelFilter(kind, 0.02, DT, n_units, method="sparse")
+        if feed == "rows":
+            first = filt.process(dense)
+        else:
+            first = filt.process_spikes(n_steps, rows[order], units[order], 1 / DT)
+        got = np.concatenate([first, filt.finish()])
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+        assert np.array_equal(got == 0, expected == 0)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((5, [5], [0], 1.0), "rows must lie"),
+        ((5, [-1], [0], 1.0), "rows must lie"),
+        ((5, [1], [2], 1.0), "units must lie"),
+        ((5, [1, 2], [0], 1.0), "one length"),
+        ((5, [1.0], [0], 1.0), "integer"),
+        ((5, [1], [0], np.nan), "NaN or infinite"),
+        ((5, [1, 2], [0, 1], [1.0, np.inf]), "NaN or infinite"),
+        ((-1, [], [], 1.0), "n_rows"),
+    ],
+)
+def test_process_spikes_rejects(args, match):
+    filt = KernelFilter("gauss", 0.01, DT, 2)
+    with pytest.raises(ValueError, match=match):
+        filt.process_spikes(*args)
+    # Nothing was consumed: the filter still works.
+    assert filt.process_spikes(5, [1], [0], 1 / DT).shape == (0, 2)
+    filt.finish()
+    with pytest.raises(RuntimeError, match="after finish"):
+        filt.process_spikes(1, [], [], 1.0)
+
+
 # ---------------------------------------------------------------- ISI rates
 
 

@@ -170,6 +170,24 @@ def test_kernel_events_stream_equals_whole(trains, dense, kind, tau, normalize, 
         assert max(len(v) for v in writer.values) <= chunk + kernel_steps(kind, tau)
 
 
+@pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 18])
+@pytest.mark.parametrize("chunk", [1, 41, 160, 1000])
+def test_kernel_events_batches_equal_whole(
+    monkeypatch, trains, dense, chunk, batch_spikes
+):
+    """Events are binned a few chunks at a time; batch edges change nothing."""
+    import spikerates.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_BATCH_SPIKES", batch_spikes)
+    t, amplitude = dense
+    expected = rates_kernel(t, amplitude, kind="alpha", tau=0.02)
+    _, _, _, got = stream(
+        trains, chunk, method="kernel", kind="alpha", tau=0.02, t_stop=trains.t_stop
+    )
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
+    assert np.array_equal(got == 0, expected == 0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("chunk", [1, 13, 160, 161, 5000])
 def test_kernel_dense_stream_equals_whole(dense, kind, chunk):
