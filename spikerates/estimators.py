@@ -60,6 +60,8 @@ KERNEL_METHODS = ("auto", "sparse", "direct", "fft")
 _GRID_RTOL = 1e-6
 _SPLINE_ORDERS = {"zero": 0, "slinear": 1, "quadratic": 2, "cubic": 3}
 _SPLINE_KINDS = {order: kind for kind, order in _SPLINE_ORDERS.items()}
+# Interpolation kinds that take the reference's points with repeated times.
+_ISI_REPEATS_KINDS = ("nearest", "nearest-up", "previous", "next")
 
 # Rows of output per block of the direct method, chosen by measurement so
 # that the working set of a block stays in the L2 cache.
@@ -1063,6 +1065,10 @@ class IsiRates:
     points allow (``cubic`` -> ``quadratic`` -> ``slinear`` -> ``zero``).  A
     unit without spikes, or with one, has rate 0 everywhere.
 
+    The estimator keeps two float64 values per spike (a time and a rate) and
+    a few integers per unit; building it takes a few more arrays of one value
+    per spike.
+
     Parameters
     ----------
     spike_times : sequence of N array_like
@@ -1093,9 +1099,15 @@ class IsiRates:
                 f"t_first and t_last must be finite with t_first < t_last, "
                 f"got {t_first!r}, {t_last!r}"
             )
-        arrays = [np.asarray(s, dtype=np.float64).reshape(-1) for s in spike_times]
-        counts = np.array([a.size for a in arrays], dtype=np.intp)
+        arrays = []
+        for times in spike_times:
+            times = np.asarray(times, dtype=np.float64).reshape(-1)
+            if times.size > 1 and not (times[1:] > times[:-1]).all():
+                times = np.unique(times)  # sorted, each time once
+            arrays.append(times)
+        counts = np.array([times.size for times in arrays], dtype=np.intp)
         flat = np.concatenate(arrays) if arrays else np.zeros(0)
+        del arrays
         if not np.isfinite(flat).all():
             raise ValueError("spike_times hold NaN or infinite values")
         if flat.size and (flat.min() < t_first or flat.max() > t_last):
@@ -1103,18 +1115,6 @@ class IsiRates:
                 f"spike_times must lie within [t_first, t_last] = [{t_first!r}, "
                 f"{t_last!r}] s"
             )
-        unit = np.repeat(np.arange(counts.size), counts)
-        if flat.size > 1:
-            same_unit = unit[1:] == unit[:-1]
-            if np.any(same_unit & (flat[1:] < flat[:-1])):
-                order = np.lexsort((flat, unit))
-                flat, unit = flat[order], unit[order]
-                same_unit = unit[1:] == unit[:-1]
-            repeated = same_unit & (flat[1:] == flat[:-1])
-            if repeated.any():
-                keep = np.concatenate([[True], ~repeated])
-                flat, unit = flat[keep], unit[keep]
-                counts = np.bincount(unit, minlength=counts.size)
         self._setup(flat, counts, t_first, t_last, midpoint, interp)
 
     @classmethod
@@ -1130,67 +1130,31 @@ class IsiRates:
         self.t_first, self.t_last = t_first, t_last
         counts = np.asarray(counts, dtype=np.intp)
         self.n_units = counts.size
-        n = counts
-        ev_start = np.cumsum(n) - n
-        # Interpolation points per unit, as the reference builds them:
-        # [t_first, spikes (or ISI midpoints), t_last] with 1/ISI values.
-        if self.midpoint:
-            n_points = np.where(n > 0, n + 1, 2)
-        else:
-            n_points = n + 2
-        pt_end = np.cumsum(n_points)
-        pt_start = pt_end - n_points
-        x = np.empty(int(pt_end[-1]) if n.size else 0)
-        y = np.zeros_like(x)
-        x[pt_start] = t_first
-        x[pt_end - 1] = t_last
-        if times.size:
-            unit = np.repeat(np.arange(n.size), n)
-            rank = np.arange(times.size) - ev_start[unit]
-            has_next = rank < n[unit] - 1
-            first = np.flatnonzero(has_next)
-            isi = times[first + 1] - times[first]
-            pos = pt_start[unit[first]] + 1 + rank[first]
-            if self.midpoint:
-                x[pos] = 0.5 * (times[first] + times[first + 1])
-            else:
-                x[pt_start[unit] + 1 + rank] = times
-            y[pos] = 1.0 / isi
-        self._raw = (x, y, pt_start, n_points)
-        # De-duplicated points: of two equal times in a unit keep the later.
-        same = np.zeros(x.size, dtype=bool)
-        if x.size > 1:
-            same[:-1] = x[:-1] == x[1:]
-            same[pt_end - 1] = False
-        keep = ~same
-        self._x = x[keep]
-        self._y = y[keep]
-        cum_keep = np.concatenate([[0], np.cumsum(keep)])
-        self._start = cum_keep[pt_start]
-        self._count = cum_keep[pt_end] - self._start
-        self._unit = np.repeat(np.arange(n.size), self._count)
-        # Keys ordered by (unit, time): one searchsorted finds each unit's
-        # current point for any time.
-        self._keys = self._unit + 1j * self._x
-        slope = np.zeros_like(self._x)
-        if self._x.size > 1:
-            slope[:-1] = (self._y[1:] - self._y[:-1]) / (self._x[1:] - self._x[:-1])
-            # The last point of a unit only covers t_last itself.
-            slope[self._start + self._count - 1] = 0.0
-        self._slope = slope
-        # A dummy last point (value 0) for padding segments.
-        self._x = np.append(self._x, 0.0)
-        self._y = np.append(self._y, 0.0)
-        self._slope = np.append(self._slope, 0.0)
+        x, y, n_points = _isi_points(
+            np.asarray(times, dtype=np.float64), counts, t_first, t_last, self.midpoint
+        )
+        # The kinds that accept repeated times get the reference's points as
+        # they are; the others the de-duplicated points.
+        self._repeats = self.interp in _ISI_REPEATS_KINDS
+        if not self._repeats:
+            x, y, n_points = _drop_repeated_times(x, y, n_points)
+        self._x, self._y = x, y
+        self._count = n_points
+        self._start = np.cumsum(n_points) - n_points
         self._interpolants: list | None = None
 
     @property
     def points(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """De-duplicated interpolation points ``(times s, rates Hz)`` per unit."""
-        return [
-            (self._x[s : s + c], self._y[s : s + c])
-            for s, c in zip(self._start, self._count, strict=True)
-        ]
+        points = []
+        for s, c in zip(self._start, self._count, strict=True):
+            xs, ys = self._x[s : s + c], self._y[s : s + c]
+            if self._repeats:
+                # Of two equal times keep the later.
+                later = np.append(xs[:-1] != xs[1:], True)
+                xs, ys = xs[later], ys[later]
+            points.append((xs, ys))
+        return points
 
     def evaluate(self, t_chunk, out: np.ndarray | None = None) -> np.ndarray:
         """Rates at the times of a contiguous piece of the grid.
@@ -1224,21 +1188,41 @@ class IsiRates:
             self._evaluate_scipy(t_chunk, out)
         return out
 
+    def _last_points(self, times: np.ndarray) -> np.ndarray:
+        """Index of each unit's last point at or before each time.
+
+        ``times`` has shape (k,); the result (k, N).  Every unit's first point
+        is at ``t_first``, so times within the grid always find one.  A
+        binary search for all units at once, in steps of whole arrays.
+        """
+        lo = np.repeat(self._start[None, :], times.size, axis=0)
+        hi = lo + self._count
+        times = times[:, None]
+        last = self._x.size - 1
+        while True:
+            searching = lo < hi
+            if not searching.any():
+                return lo - 1
+            mid = (lo + hi) >> 1
+            after = self._x[np.minimum(mid, last)] > times
+            lo = np.where(searching & ~after, mid + 1, lo)
+            hi = np.where(searching & after, mid, hi)
+
     def _evaluate_vectorised(self, t_chunk: np.ndarray, out: np.ndarray) -> None:
         n_t, n_units = t_chunk.size, self.n_units
-        units = np.arange(n_units)
         # Point j of a unit holds from its time until the next point's time
         # (right-continuous; the last point holds at t_last only).
-        first = np.searchsorted(self._keys, units + 1j * t_chunk[0], side="right") - 1
-        last = np.searchsorted(self._keys, units + 1j * t_chunk[-1], side="right") - 1
+        first, last = self._last_points(t_chunk[[0, -1]])
         # The points of each unit that hold within the chunk, followed by a
-        # padding segment (see _STRIDE_PAD) that uses the dummy last point.
+        # padding segment (see _STRIDE_PAD) whose values are never used.
         n_seg = last - first + 2
         seg_end = np.cumsum(n_seg)
         seg = np.arange(seg_end[-1]) + np.repeat(first - (seg_end - n_seg), n_seg)
         pad = seg_end - 1
-        seg[pad] = self._x.size - 1
-        starts = _grid_positions(t_chunk, self._x[seg])
+        seg[pad] = 0
+        x_seg = self._x[seg]
+        y_seg = self._y[seg]
+        starts = _grid_positions(t_chunk, x_seg)
         starts[pad] = n_t
         ends = np.empty_like(starts)
         ends[:-1] = starts[1:]
@@ -1246,35 +1230,40 @@ class IsiRates:
         lengths = ends - starts
         shape = (n_units, n_t + _STRIDE_PAD)
         if self.interp == "zero":
-            values = np.repeat(self._y[seg], lengths).reshape(shape)
+            values = np.repeat(y_seg, lengths).reshape(shape)
         else:
-            # np.interp's formula: slope * (t - x_j) + y_j.
+            # np.interp's formula: slope * (t - x_j) + y_j, the slope towards
+            # the unit's next point (none after its last point).
+            inner = np.ones(seg.size, dtype=bool)
+            inner[pad] = False
+            inner[pad - 1] = seg[pad - 1] != self._start + self._count - 1
+            j = seg[inner]
+            slope = np.zeros(seg.size)
+            slope[inner] = (self._y[j + 1] - self._y[j]) / (self._x[j + 1] - self._x[j])
             t_padded = np.concatenate([t_chunk, np.zeros(_STRIDE_PAD)])
-            values = np.repeat(self._x[seg], lengths).reshape(shape)
+            values = np.repeat(x_seg, lengths).reshape(shape)
             np.subtract(t_padded, values, out=values)
-            values *= np.repeat(self._slope[seg], lengths).reshape(shape)
-            values += np.repeat(self._y[seg], lengths).reshape(shape)
+            values *= np.repeat(slope, lengths).reshape(shape)
+            values += np.repeat(y_seg, lengths).reshape(shape)
         out[...] = values[:, :n_t].T
 
     def _unit_interpolants(self) -> list:
         if self._interpolants is None:
             from scipy import interpolate as sp_interpolate  # deferred: slow
 
-            x_raw, y_raw, raw_start, raw_count = self._raw
             interpolants = []
-            for u in range(self.n_units):
+            for s, c in zip(self._start, self._count, strict=True):
+                # Splines refuse repeated points and need order + 1 points;
+                # the other kinds take the reference's points as they are.
+                xs, ys = self._x[s : s + c], self._y[s : s + c]
                 if self.interp in _SPLINE_ORDERS:
-                    # Splines refuse repeated points and need order + 1 points.
-                    s, c = self._start[u], self._count[u]
-                    xs, ys = self._x[s : s + c], self._y[s : s + c]
                     kind = _SPLINE_KINDS[min(_SPLINE_ORDERS[self.interp], c - 1)]
                 else:
-                    # These kinds accept repeated points: use the reference's.
-                    s, c = raw_start[u], raw_count[u]
-                    xs, ys = x_raw[s : s + c], y_raw[s : s + c]
                     kind = self.interp
                 interpolants.append(
-                    sp_interpolate.interp1d(xs, ys, kind=kind, assume_sorted=True)
+                    sp_interpolate.interp1d(
+                        xs, ys, kind=kind, copy=False, assume_sorted=True
+                    )
                 )
             self._interpolants = interpolants
         return self._interpolants
@@ -1284,6 +1273,67 @@ class IsiRates:
         for u, f in enumerate(self._unit_interpolants()):
             transposed[u] = f(t_chunk)
         out[...] = transposed.T
+
+
+def _isi_points(
+    times: np.ndarray, counts: np.ndarray, t_first: float, t_last: float, midpoint: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reference's interpolation points of every unit, concatenated.
+
+    Per unit: ``t_first``, the spikes (or, with ``midpoint``, the middles of
+    the intervals), ``t_last``; rates ``1 / ISI`` at the intervals' points and
+    0 elsewhere.  Returns times, rates and the points per unit.  Built with
+    a few arrays of one value per spike, without per-spike indices.
+    """
+    ends = np.cumsum(counts)
+    last_spikes = ends[counts > 0] - 1
+    # 1 / ISI after each spike; 0 after a unit's last one.
+    rates = np.empty(times.size)
+    np.subtract(times[1:], times[:-1], out=rates[:-1])
+    rates[last_spikes] = np.inf
+    np.divide(1.0, rates, out=rates)
+    if midpoint:
+        # The points are the intervals': drop each unit's last spike.
+        inner = np.ones(times.size, dtype=bool)
+        inner[last_spikes] = False
+        middles = np.add(times[:-1], times[1:])
+        middles *= 0.5
+        x = middles[inner[:-1]]
+        del middles
+        y = rates[inner]
+        counts = np.maximum(counts - 1, 0)
+        ends = np.cumsum(counts)
+    else:
+        x, y = times, rates
+    del rates
+    # t_first before each unit's points, t_last after them.
+    at = np.empty(2 * counts.size, dtype=np.intp)
+    at[0::2] = ends - counts
+    at[1::2] = ends
+    edges = np.empty(2 * counts.size)
+    edges[0::2] = t_first
+    edges[1::2] = t_last
+    x = np.insert(x, at, edges)
+    y = np.insert(y, at, 0.0)
+    return x, y, counts + 2
+
+
+def _drop_repeated_times(
+    x: np.ndarray, y: np.ndarray, n_points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of two equal consecutive times of a unit keep the later point."""
+    if x.size < 2:
+        return x, y, n_points
+    repeated = x[:-1] == x[1:]
+    # A unit's last point and the next unit's first are not compared.
+    repeated[np.cumsum(n_points)[:-1] - 1] = False
+    dropped = np.flatnonzero(repeated)
+    if dropped.size == 0:
+        return x, y, n_points
+    keep = np.append(~repeated, True)
+    units = np.searchsorted(np.cumsum(n_points), dropped, side="right")
+    n_points = n_points - np.bincount(units, minlength=n_points.size)
+    return x[keep], y[keep], n_points
 
 
 def _grid_positions(t_chunk: np.ndarray, times: np.ndarray) -> np.ndarray:

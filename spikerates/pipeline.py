@@ -165,13 +165,11 @@ def estimate_rates(
         )
         blocks = _kernel_rows(rate_filter, plan, chunk_steps)
     else:
-        isi = IsiRates(
-            plan.spike_times_on_grid(chunk_steps),
-            plan.first_time,
-            plan.last_time,
-            midpoint=midpoint,
-            interp=interp,
+        times, counts = plan.spike_times_on_grid(chunk_steps)
+        isi = IsiRates._from_sorted(
+            times, counts, plan.first_time, plan.last_time, midpoint, interp
         )
+        del times
         blocks = _isi_rows(isi, plan, chunk_steps)
     n_written = 0
     with (
@@ -389,17 +387,17 @@ class _EventsPlan:
                 index += np.repeat(lo - offsets, counts)
                 yield k0, k1, bins[index] - (k0 - first), units[index]
 
-    def spike_times_on_grid(self, chunk_steps: int) -> list[np.ndarray]:
-        """Spike times moved to their bins' grid times, inside the window only.
+    def spike_times_on_grid(self, chunk_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The grid times of the occupied bins of each unit, and their counts.
 
-        The events are in memory already, so ``chunk_steps`` is not needed.
+        Times are concatenated unit after unit, ascending and each once within
+        a unit; spikes outside the window are left out. The events are in
+        memory already, so ``chunk_steps`` is not needed.
         """
-        tol = 0.5 * self.dt
-        lo, hi = self.first_time - tol, self.last_time + tol
-        return [
-            np.asarray(s, dtype=np.float64)[(s > lo) & (s < hi)]
-            for s in map(np.asarray, snap_to_grid(self.spike_times, self.grid))
-        ]
+        snapped = snap_to_grid(self.spike_times, self.grid)
+        counts = np.array([times.size for times in snapped], dtype=np.intp)
+        times = np.concatenate(snapped) if snapped else np.zeros(0)
+        return times.astype(np.float64, copy=False), counts
 
 
 class _DensePlan:
@@ -470,8 +468,12 @@ class _DensePlan:
             amplitude = self.dense.amplitude_chunk(self.k_first + k0, self.k_first + k1)
             yield k0, k1, np.asarray(amplitude, dtype=np.float64)
 
-    def spike_times_on_grid(self, chunk_steps: int) -> list[np.ndarray]:
-        """Times of the non-zero rows of each unit, from one pass over chunks."""
+    def spike_times_on_grid(self, chunk_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Times of the non-zero rows of each unit, and their counts.
+
+        Times are concatenated unit after unit, ascending; one pass over the
+        rows by chunks.
+        """
         pieces: list[list[np.ndarray]] = [[] for _ in range(self.n_units)]
         for k0, _, amplitude in self.amplitude_chunks(chunk_steps):
             # Non-zeros of the transposed chunk come out grouped by unit, in time
@@ -481,6 +483,8 @@ class _DensePlan:
             for j in range(self.n_units):
                 if bounds[j + 1] > bounds[j]:
                     pieces[j].append(self.t[k0 + rows[bounds[j] : bounds[j + 1]]])
-        return [
-            np.concatenate(p) if p else np.empty(0, dtype=np.float64) for p in pieces
-        ]
+        counts = np.array([sum(p.size for p in unit) for unit in pieces], np.intp)
+        flat = [p for unit in pieces for p in unit]
+        del pieces
+        times = np.concatenate(flat) if flat else np.zeros(0)
+        return times, counts

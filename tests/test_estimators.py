@@ -561,6 +561,59 @@ def test_isi_rates_accepts_unsorted_and_repeated_times():
     assert_matches(isi.evaluate(t), expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    interp=st.sampled_from(["zero", "linear", "nearest", "previous", "cubic"]),
+    midpoint=st.booleans(),
+    n_steps=st.integers(2, 120),
+    seed=st.integers(0, 2**32 - 1),
+    data=st.data(),
+)
+def test_isi_pieces_equal_whole_property(interp, midpoint, n_steps, seed, data):
+    """Any split of the grid gives the whole-array rates, spikes anywhere."""
+    rng = np.random.default_rng(seed)
+    t = grid(n_steps)
+    density = data.draw(st.sampled_from([0.0, 0.05, 0.5, 1.0]))
+    spikes = (rng.random((n_steps, 4)) < density) / DT
+    whole = rates_isi(t, spikes, midpoint=midpoint, interp=interp)
+    events = spikes2events(t, spikes.T)
+    isi = IsiRates(events, t[0], t[-1], midpoint=midpoint, interp=interp)
+    cuts = data.draw(st.lists(st.integers(0, n_steps), max_size=6))
+    edges = sorted({0, n_steps, *cuts})
+    pieces = [isi.evaluate(t[a:b]) for a, b in itertools.pairwise(edges)]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+
+
+def test_isi_state_is_two_values_per_point():
+    """The estimator keeps a time and a rate per point, little else."""
+    rng = np.random.default_rng(2)
+    t = grid(20000)
+    spikes = (rng.random((20000, 30)) < 0.05) / DT
+    spikes[[0, -1], :3] = 1 / DT  # repeated points at the edges
+    events = spikes2events(t, spikes.T)
+    n_spikes = sum(e.size for e in events)
+    for interp in ("zero", "linear", "nearest", "cubic"):
+        isi = IsiRates(events, t[0], t[-1], interp=interp)
+        kept = sum(a.nbytes for a in vars(isi).values() if isinstance(a, np.ndarray))
+        assert kept <= 16 * (n_spikes + 2 * 30) + 16 * 30
+
+
+@pytest.mark.parametrize("midpoint", [False, True])
+def test_isi_points_are_deduplicated_for_every_kind(midpoint):
+    t = grid(50)
+    events = [t[[0, 10, 49]], t[[5, 20]], t[[]]]
+    expected = IsiRates(events, t[0], t[-1], midpoint=midpoint).points
+    for interp in ISI_INTERP_KINDS:
+        points = IsiRates(events, t[0], t[-1], midpoint=midpoint, interp=interp).points
+        for (x, y), (x0, y0) in zip(points, expected, strict=True):
+            np.testing.assert_array_equal(x, x0)
+            np.testing.assert_array_equal(y, y0)
+    x, y = expected[0]
+    if not midpoint:
+        np.testing.assert_array_equal(x, t[[0, 10, 49]])
+        np.testing.assert_array_equal(y, [*(1 / np.diff(t[[0, 10, 49]])), 0])
+
+
 # ------------------------------------------------------------------- events
 
 
