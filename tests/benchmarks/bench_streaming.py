@@ -1,11 +1,13 @@
-"""Benchmark: streamed kernel rates over long recordings, memory and throughput.
+"""Benchmark: streamed rates over long recordings, memory and throughput.
 
-Runs ``spikerates rates kernel`` in a child process on seeded Poisson events
-(100 units at about 10 Hz) of 5, 15 and 30 minutes at dt = 1 ms, writing
-HDF5, and prints per length the wall time, the child's peak resident memory
-and the output size. In the same run it times merely writing an array of the
-output's size to a chunked HDF5 dataset with h5py (also in a child process)
-and prints the ratios of wall time and of CPU time (user + system). Each
+Runs ``spikerates rates kernel`` (gauss, tau = 0.04 s; or, with ``--method
+isi``, ``spikerates rates isi`` with zero-order interpolation) in a child
+process on seeded Poisson events (100 units at about 10 Hz) of 5, 15 and 30
+minutes at dt = 1 ms, writing HDF5, and prints per length the wall time, the
+child's peak resident memory and the output size. In the same run it times
+merely writing an array of the output's size to a chunked HDF5 dataset with
+h5py (also in a child process) and prints the ratios of wall time and of CPU
+time (user + system). Each
 measurement runs ``--repeat`` times, alternating, after ``sync``; the best
 wall time is kept, since the machine may be shared.
 
@@ -16,6 +18,7 @@ Usage::
 
     python tests/benchmarks/bench_streaming.py [--minutes 5 15 30] [--units 100]
         [--rate 10] [--dt 0.001] [--workdir bench_out] [--repeat 2] [--api]
+        [--method kernel|isi]
 
 ``--api`` calls :func:`spikerates.pipeline.estimate_rates` from a small child
 script instead of the command line (same reader and writer).
@@ -81,14 +84,14 @@ API_RUN = textwrap.dedent(
     from spikerates.io import open_matrix_writer, read_spikes
     from spikerates.pipeline import estimate_rates
     src, out = sys.argv[1], sys.argv[2]
-    dt, t_stop = float(sys.argv[3]), float(sys.argv[4])
+    dt, t_stop, method = float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
     trains = read_spikes(src)
 
     def factory(n_rows, unit_ids, attrs):
         return open_matrix_writer(out, "hdf5", n_rows=n_rows, unit_ids=unit_ids,
                                   dtype=np.float64, attrs=attrs)
 
-    estimate_rates(trains, factory, method="kernel", kind="gauss", tau=0.04,
+    estimate_rates(trains, factory, method=method, kind="gauss", tau=0.04,
                    normalize=False, causal=False, midpoint=False, interp="zero",
                    dt=dt, t_start=0.0, t_stop=t_stop)
     """
@@ -131,17 +134,17 @@ def measure(cmd: list[str]) -> dict:
 _CLI_MAIN = "from spikerates.cli import main; main()"
 
 
-def spikerates_command() -> list[str] | None:
-    """The ``spikerates rates kernel`` command, or None if it does not run."""
+def spikerates_command(method: str) -> list[str] | None:
+    """The ``spikerates rates METHOD`` command, or None if it does not run."""
     exe = shutil.which("spikerates")
     cmd = [exe] if exe else [sys.executable, "-c", _CLI_MAIN]
     try:
         probe = subprocess.run(
-            [*cmd, "rates", "kernel", "--help"], capture_output=True, timeout=60
+            [*cmd, "rates", method, "--help"], capture_output=True, timeout=60
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return [*cmd, "rates", "kernel"] if probe.returncode == 0 else None
+    return [*cmd, "rates", method] if probe.returncode == 0 else None
 
 
 def main() -> None:
@@ -152,6 +155,9 @@ def main() -> None:
     parser.add_argument("--dt", type=float, default=0.001, help="bin width (s)")
     parser.add_argument("--workdir", default="bench_out")
     parser.add_argument("--api", action="store_true", help="skip the CLI")
+    parser.add_argument(
+        "--method", choices=["kernel", "isi"], default="kernel", help="estimator"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the files")
     parser.add_argument(
         "--repeat", type=int, default=2, help="runs per length (best wall kept)"
@@ -160,10 +166,14 @@ def main() -> None:
 
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    cli = None if args.api else spikerates_command()
-    via = "spikerates rates kernel (CLI)" if cli else "pipeline.estimate_rates"
-    print(f"# streamed kernel rates via {via}; {args.units} units at ~{args.rate} Hz,")
-    print(f"# dt = {args.dt} s, gauss tau = 0.04 s, float64 HDF5 output")
+    method = args.method
+    cli = None if args.api else spikerates_command(method)
+    via = f"spikerates rates {method} (CLI)" if cli else "pipeline.estimate_rates"
+    print(
+        f"# streamed {method} rates via {via}; {args.units} units at ~{args.rate} Hz,"
+    )
+    params = "gauss tau = 0.04 s" if method == "kernel" else "zero interpolation"
+    print(f"# dt = {args.dt} s, {params}, float64 HDF5 output")
     floor = measure([sys.executable, "-c", "import spikerates.pipeline, h5py"])
     print(
         f"# python + imports alone: peak RSS {floor['peak_kb'] / 1024:.0f} MB, "
@@ -175,7 +185,7 @@ def main() -> None:
         f"{'wall s':>6} {'cpu s':>6} {'peak MB':>7} | "
         f"{'wall s':>6} {'cpu s':>6} {'peak MB':>7} | {'wall x':>6} {'cpu x':>6}"
     )
-    print(f"{'':35} | {'rates kernel':^21} | {'plain h5py write':^21} | ratios")
+    print(f"{'':35} | {'rates ' + method:^21} | {'plain h5py write':^21} | ratios")
     print(header)
     print("-" * len(header))
     for minutes in args.minutes:
@@ -201,7 +211,7 @@ def main() -> None:
             cmd += ["--t-start", "0", "--t-stop", str(duration)]
         else:
             cmd = [sys.executable, "-c", API_RUN, str(events), str(out)]
-            cmd += [str(args.dt), str(duration)]
+            cmd += [str(args.dt), str(duration), method]
         # Alternate the two runs and keep the best wall time of each: the
         # machine is shared, and the minimum is the least disturbed run.
         runs, refs = [], []
