@@ -42,7 +42,7 @@ METHODS = ("kernel", "isi")
 
 # Spikes binned together, on average, by the events path (a few arrays of
 # this many values).
-_BATCH_SPIKES = 1 << 18
+_BATCH_SPIKES = 1 << 16
 
 
 class MatrixWriter(Protocol):
@@ -169,7 +169,7 @@ def estimate_rates(
         isi = IsiRates._from_sorted(
             times, counts, plan.first_time, plan.last_time, midpoint, interp
         )
-        del times
+        del times  # the estimator holds its own points
         blocks = _isi_rows(isi, plan, chunk_steps)
     n_written = 0
     with (

@@ -170,7 +170,7 @@ def test_kernel_events_stream_equals_whole(trains, dense, kind, tau, normalize, 
         assert max(len(v) for v in writer.values) <= chunk + kernel_steps(kind, tau)
 
 
-@pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 18])
+@pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 16])
 @pytest.mark.parametrize("chunk", [1, 41, 160, 1000])
 def test_kernel_events_batches_equal_whole(
     monkeypatch, trains, dense, chunk, batch_spikes
