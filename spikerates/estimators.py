@@ -339,6 +339,70 @@ def _spike_entries(
     return rows, units, values
 
 
+def _add_coo_product(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    data: np.ndarray,
+    dense: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out += A @ dense`` for the coordinate matrix ``A[rows, cols] = data``.
+
+    Each entry adds ``data * dense[col]`` to ``out[row]``, in entry order.
+    ``out`` is C-contiguous float64; ``rows`` and ``cols`` share one integer
+    dtype.  Uses scipy's compiled loop into ``out`` directly when this scipy
+    has it, otherwise scipy's public product and one addition.
+    """
+    kernel = _coo_kernel()
+    if kernel is not None:
+        kernel(
+            data.size,
+            dense.shape[1],
+            rows,
+            cols,
+            data,
+            dense.reshape(-1),
+            out.reshape(-1),
+        )
+        return
+    from scipy import sparse as sp_sparse  # deferred: slow to import
+
+    matrix = sp_sparse.coo_array((data, (rows, cols)), shape=(out.shape[0], len(dense)))
+    out += matrix @ dense
+
+
+_COO_KERNEL: list = []
+
+
+def _coo_kernel():
+    """scipy's ``coo_matmat_dense`` (an internal function: ``Y += A @ X``), or
+    None when this scipy lacks it or it does not compute that."""
+    if not _COO_KERNEL:
+        kernel = None
+        try:
+            from scipy.sparse import _sparsetools  # deferred: slow to import
+
+            kernel = _sparsetools.coo_matmat_dense
+            rows, cols = np.array([0, 1, 1], np.int32), np.array([1, 0, 1], np.int32)
+            x = np.array([[1.0, 2.0], [3.0, 4.0]])
+            y = np.ones((2, 2))
+            kernel(
+                3,
+                2,
+                rows,
+                cols,
+                np.array([2.0, 3.0, 4.0]),
+                x.reshape(-1),
+                y.reshape(-1),
+            )
+            if not np.array_equal(y, [[7.0, 9.0], [16.0, 23.0]]):
+                kernel = None
+        except Exception:  # absent, or another signature: use the public API
+            kernel = None
+        _COO_KERNEL.append(kernel)
+    return _COO_KERNEL[0]
+
+
 def _sampled_kernel(
     kind: str, tau_steps: float, *, normalize: bool, causal: bool
 ) -> tuple[np.ndarray, int]:
@@ -645,6 +709,20 @@ class _FirStage:
             table = self._plans["sparse"] = np.ascontiguousarray(table)
         return table
 
+    def _sparse_result(self, n_rows: int, block: int) -> np.ndarray:
+        """A zeroed (n_rows, block) array for a sparse product.
+
+        The memory is kept from chunk to chunk: a fresh array of this size
+        per chunk was measured to cost more than the product itself (page
+        faults), depending on the allocator's state.
+        """
+        buffer = self._plans.get("sparse result")
+        if buffer is None or buffer.size < n_rows * block:
+            buffer = self._plans["sparse result"] = np.empty(n_rows * block)
+        result = buffer[: n_rows * block].reshape(n_rows, block)
+        result.fill(0.0)
+        return result
+
     def _sparse_product(
         self, window: np.ndarray, units: np.ndarray, values: np.ndarray, out: np.ndarray
     ) -> None:
@@ -666,8 +744,6 @@ class _FirStage:
         if window.size == 0 or self._all_zero:
             out[...] = 0.0
             return
-        from scipy import sparse as sp_sparse  # deferred: slow to import
-
         block, pieces = self._sparse_shape()
         table = self._sparse_table()
         n_blocks = -(-n_out // block)
@@ -678,24 +754,18 @@ class _FirStage:
         q, j = np.divmod(window.astype(index, copy=False), block)
         first = (q + (pieces - 1)) * n_units + units.astype(index, copy=False)
         shifts = np.arange(pieces, dtype=index)
+        result = self._sparse_result(span * n_units, block)
         # Pieces in groups, so the coordinate arrays stay bounded.
         group = max(1, _SPARSE_ENTRIES // window.size)
-        result = None
         for p0 in range(0, pieces, group):
             p = shifts[p0 : p0 + group, None]
-            coords = (
+            _add_coo_product(
                 (first - p * n_units).reshape(-1),
                 (j + (p - p0) * block).reshape(-1),
+                np.broadcast_to(values, (p.shape[0], values.size)).reshape(-1),
+                table[p0 * block : (p0 + p.shape[0]) * block],
+                result,
             )
-            data = np.broadcast_to(values, (p.shape[0], values.size)).reshape(-1)
-            matrix = sp_sparse.coo_array(
-                (data, coords), shape=(span * n_units, p.shape[0] * block)
-            )
-            part = matrix @ table[p0 * block : (p0 + p.shape[0]) * block]
-            if result is None:
-                result = part
-            else:
-                result += part
         blocks = result.reshape(span, n_units, block)[pieces - 1 :]
         target = out if out.flags.c_contiguous else np.empty_like(out)
         full = n_out // block

@@ -376,6 +376,25 @@ def test_sparse_method_in_parts_equals_whole(monkeypatch, kind):
         assert np.array_equal(got == 0, expected == 0)
 
 
+@pytest.mark.parametrize("kind", ["gauss", "expogauss"])
+def test_sparse_method_without_scipys_compiled_loop(monkeypatch, kind):
+    """Where scipy lacks the loop the sparse method uses, its public product
+    gives the same rates."""
+    import spikerates.estimators as estimators
+
+    n_steps, n_units = 700, 5
+    rows, units, dense = spike_entries(n_steps, n_units, 120, seed=4)
+    expected = rates_kernel(grid(n_steps), dense, kind, 0.02, method="direct")
+    monkeypatch.setattr(estimators, "_COO_KERNEL", [None])
+    monkeypatch.setattr(estimators, "_SPARSE_ENTRIES", 50)  # pieces in groups
+    for chunk_steps in (n_steps, 97):
+        got = rates_kernel(
+            grid(n_steps), dense, kind, 0.02, method="sparse", chunk_steps=chunk_steps
+        )
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+        assert np.array_equal(got == 0, expected == 0)
+
+
 @pytest.mark.parametrize(
     "args, match",
     [
