@@ -734,9 +734,8 @@ class _FirStage:
         its unit, for each piece ``p``.  That is one sparse (coordinate)
         matrix times the table for all blocks and units at once, with a row
         of ``block`` values per block and unit, transposed into place; each
-        output sums
-        exactly the reference's products (and products with zero weights),
-        so windows without spikes give exact zeros.
+        output sums exactly the reference's products (and products with zero
+        weights), so windows without spikes give exact zeros.
         """
         n_out, n_units = out.shape
         if n_out == 0:
