@@ -8,7 +8,9 @@ unit, any integer type), ``id`` and optionally ``obs_intervals`` (with
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +38,7 @@ _CHUNK_BYTES = 1 << 20
 _CHUNK_ROWS = 1024
 # Chunk cache of a streamed file: holds the chunks an append leaves partly
 # written, so they are completed in memory rather than re-read.
-_CACHE_BYTES = 32 << 20
+_CACHE_BYTES = 4 << 20
 
 
 def _error(src: Source | str, message: str, dataset: str | None = None) -> Exception:
@@ -381,6 +383,19 @@ def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any] | None) -> None:
     obj.attrs["spikerates_version"] = __version__
 
 
+def _create_file(path: str, **kwargs: Any) -> h5py.File:
+    """Create the HDF5 file ``path`` in place of an empty placeholder.
+
+    The placeholder reserved the name; h5py creates the file anew rather
+    than truncating it, because closing a truncated-and-rewritten file makes
+    some filesystems (ext4) write all of its data back at once.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.getsize(path) == 0:
+            os.unlink(path)
+    return h5py.File(path, "w", **kwargs)
+
+
 def _write_extra(f: h5py.File, extra: Mapping[str, Any] | None) -> None:
     for key, value in (extra or {}).items():
         if key in f:
@@ -397,7 +412,7 @@ def write_events(
 ) -> None:
     """Write a Units table ``/units`` (spike_times, spike_times_index, id)."""
     flat, ends = trains_to_ragged(trains)
-    with h5py.File(path, "w") as f:
+    with _create_file(path) as f:
         units = f.create_group("units")
         _create(units, "spike_times", flat)
         _create(units, "spike_times_index", ends)
@@ -425,7 +440,7 @@ def write_dense(
 ) -> None:
     """Write ``/t``, ``/<name>`` and ``/unit_ids`` (attributes on the file and
     on ``/<name>``)."""
-    with h5py.File(path, "w") as f:
+    with _create_file(path) as f:
         _create(f, "t", t)
         data = _create(f, name, spikes)
         _create(f, "unit_ids", unit_ids)
@@ -438,7 +453,7 @@ def write_arrays(
     path: str, arrays: Mapping[str, Any], *, attrs: Mapping[str, Any] | None = None
 ) -> None:
     """Write each array as a dataset at the file's root."""
-    with h5py.File(path, "w") as f:
+    with _create_file(path) as f:
         for key, value in arrays.items():
             _create(f, key, value)
         set_attrs(f, attrs)
@@ -458,7 +473,7 @@ class MatrixBackend:
         attrs: Mapping[str, Any] | None,
     ) -> None:
         n_units = len(unit_ids)
-        self.file = h5py.File(path, "w", rdcc_nbytes=_CACHE_BYTES, rdcc_w0=1.0)
+        self.file = _create_file(path, rdcc_nbytes=_CACHE_BYTES, rdcc_w0=1.0)
         try:
             row_bytes = max(1, n_units * dtype.itemsize)
             rows = max(1, min(n_rows, max(_CHUNK_ROWS, _CHUNK_BYTES // row_bytes)))
