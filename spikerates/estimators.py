@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from spikerates.errors import ParameterError
+from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
 
 __all__ = [
     "ISI_INTERP_KINDS",
@@ -36,23 +37,6 @@ __all__ = [
     "spikes2events",
     "validate_grid",
 ]
-
-#: Kernel shapes accepted by :func:`rates_kernel` and :class:`KernelFilter`.
-KERNEL_KINDS = ("gauss", "expon", "alpha", "expogauss")
-
-#: Interpolation kinds accepted by :func:`rates_isi` and :class:`IsiRates`
-#: (the ``kind`` values of :class:`scipy.interpolate.interp1d`).
-ISI_INTERP_KINDS = (
-    "zero",
-    "linear",
-    "nearest",
-    "nearest-up",
-    "previous",
-    "next",
-    "slinear",
-    "quadratic",
-    "cubic",
-)
 
 #: Convolution algorithms of :class:`KernelFilter` (see its ``method``).
 KERNEL_METHODS = ("auto", "sparse", "direct", "fft")

@@ -255,14 +255,6 @@ def test_no_command_shows_usage():
     assert "Usage:" in result.stdout + result.stderr
 
 
-def test_choices_match_the_library():
-    """The CLI's choices (kept import-free for a fast --help) are the library's."""
-    from spikerates.cli import options
-
-    assert options.KERNEL_KINDS == tuple(estimators.KERNEL_KINDS)
-    assert options.ISI_INTERP_KINDS == tuple(estimators.ISI_INTERP_KINDS)
-
-
 def test_verbose_and_quiet_conflict():
     assert_usage_error(run(["-v", "-q", "tuning"]), "-v and -q")
 

@@ -26,18 +26,6 @@ FORMAT_EXTENSIONS = {
     "csv": ".csv",
     "tsv": ".tsv",
 }
-KERNEL_KINDS = ("gauss", "expon", "alpha", "expogauss")
-ISI_INTERP_KINDS = (
-    "zero",
-    "linear",
-    "nearest",
-    "nearest-up",
-    "previous",
-    "next",
-    "slinear",
-    "quadratic",
-    "cubic",
-)
 INPUT_KINDS = ("constant", "ramp", "sine", "white")
 
 FC = Callable[..., Any]

@@ -16,14 +16,13 @@ import click
 
 from spikerates.cli.events import DEFAULT_DT, ReadOptions, check_window, read_source
 from spikerates.cli.options import (
-    ISI_INTERP_KINDS,
-    KERNEL_KINDS,
     POSITIVE,
     inputs_argument,
     output_options,
     spike_input_options,
 )
 from spikerates.cli.runner import Job, Report, plan_jobs, run_jobs
+from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
 
 #: Most time rows kept in memory for a --plot figure (block means).
 PLOT_ROWS = 1500
