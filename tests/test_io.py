@@ -411,6 +411,21 @@ def test_csv_dense_with_string_ids_and_ms(tmp_path):
     assert dense.values == "counts"
 
 
+def test_csv_written_by_pandas_with_its_index_column(tmp_path):
+    t = np.arange(1, 6) * 0.001
+    dense = pd.DataFrame({"t": t, "3": [0, 1000, 0, 0, 0], "7": [0, 0, 0, 1000, 0]})
+    dense.to_csv(tmp_path / "dense.csv")  # leading unnamed index column
+    got = sio.read_spikes(str(tmp_path / "dense.csv"))
+    np.testing.assert_array_equal(got.t, t)
+    np.testing.assert_array_equal(got.unit_ids, [3, 7])
+    np.testing.assert_array_equal(got.amplitude_chunk(0, 5), dense[["3", "7"]])
+    events = pd.DataFrame({"unit": [1, 0, 1], "time": [0.3, 0.1, 0.2]})
+    events.to_csv(tmp_path / "events.csv")
+    trains = sio.read_spikes(str(tmp_path / "events.csv"))
+    np.testing.assert_array_equal(trains.unit_ids, [0, 1])
+    np.testing.assert_array_equal(trains.spike_times[1], [0.2, 0.3])
+
+
 def test_csv_numeric_unit_order(tmp_path):
     path = tmp_path / "e.csv"
     path.write_text("unit,time\n10,1\n9,1\n100,1\n")

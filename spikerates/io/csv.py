@@ -118,6 +118,10 @@ class _Table:
                 f"the rows have {self.df.shape[1]} fields but the header names "
                 f"{len(self.fields)} columns ({self.sep.join(self.fields)})"
             )
+        if len(self.fields) > 1 and self.fields[0] == "":
+            # An unnamed first column is a row index (pandas' to_csv default).
+            self.fields = self.fields[1:]
+            self.df = self.df.iloc[:, 1:].set_axis(range(len(self.fields)), axis=1)
 
     def error(self, message: str, column: str | None = None) -> SpikeDataError:
         dataset = None if column is None else f"column {column!r}"
