@@ -532,15 +532,16 @@ class _FirStage:
     def _choose_method(self, density: float) -> str:
         k = self.n_taps
         # Costs in ns per output value measured on 2 cores (AMD EPYC,
-        # OpenBLAS, pocketfft; 100 units); only their ratios matter.  The
+        # OpenBLAS, pocketfft; 100 and 500 units, kernels of 50 to 800 taps,
+        # 0.5% to 20% of bins holding a spike); only their ratios matter.  The
         # sparse method costs a little per output value and per spike the
         # products of its kernel pieces; the FFT needs several spikes under
         # each window, or too many of its values are recomputed as direct
         # sums.
         block, pieces = self._sparse_shape()
         cost = {
-            "sparse": 0.6 + density * (4.0 + 0.25 * pieces * block),
-            "direct": 2.5 + 0.022 * (_DIRECT_BLOCK + k - 1),
+            "sparse": 0.8 + density * (35.0 + 0.15 * pieces * block),
+            "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
         return min(cost, key=cost.get)
