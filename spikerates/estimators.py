@@ -849,6 +849,11 @@ class KernelFilter:
         Do not shift ``expon`` and ``alpha`` by their delay, so a spike only
         affects the rate at and after its time step.  Not defined for kernels
         with a Gaussian part (``ParameterError``).
+    border_correction : bool, optional
+        Divide each rate by the fraction of the kernel's mass that falls
+        inside the recording, so rates near its start and end are not biased
+        low by the spikes the recording cannot show.  Rows whose kernel lies
+        wholly inside the recording are left exactly as they are.
     method : {"auto", "sparse", "direct", "fft"}, optional
         Convolution algorithm.  ``sparse`` adds the kernel at each spike
         (cost grows with the number of spikes), ``direct`` multiplies blocks
@@ -876,6 +881,7 @@ class KernelFilter:
         *,
         normalize: bool = False,
         causal: bool = False,
+        border_correction: bool = False,
         method: str = "auto",
     ) -> None:
         self.kind = _check_kind(kind)
@@ -917,6 +923,22 @@ class KernelFilter:
             self._stages.append(_FirStage(kern, delay, self.n_units, method))
         self.delay = sum(stage.delay for stage in self._stages)
         self._finished = False
+        self.border_correction = bool(border_correction)
+        self._mass = None
+        if self.border_correction:
+            # The same filter run on ones gives, row by row, the kernel mass
+            # that falls inside the recording (it follows the chunks, so the
+            # end of the recording is known when finish() emits its rows).
+            self._mass = KernelFilter(
+                self.kind,
+                self.tau,
+                self.dt,
+                1,
+                normalize=self.normalize,
+                causal=self.causal,
+                method="direct",
+            )
+            self._full_mass = math.prod(float(st.kern.sum()) for st in self._stages)
 
     @property
     def kernels(self) -> list[np.ndarray]:
@@ -960,12 +982,13 @@ class KernelFilter:
             raise ValueError(f"chunk must hold real numbers, got dtype {x.dtype}")
         x = np.ascontiguousarray(x, dtype=np.float64)
         first, *later = self._stages
+        n_rows = x.shape[0]
         if not later:
-            return first.run(x, out, validate=True)
+            return self._correct(first.run(x, out, validate=True), n_rows)
         x = first.run(x, validate=True)
         for stage in later[:-1]:
             x = stage.run(x)
-        return later[-1].run(x, out)
+        return self._correct(later[-1].run(x, out), n_rows)
 
     def process_spikes(
         self, n_rows: int, rows, units, values, out: np.ndarray | None = None
@@ -1003,11 +1026,13 @@ class KernelFilter:
         rows, units, values = _spike_entries(n_rows, self.n_units, rows, units, values)
         first, *later = self._stages
         if not later:
-            return first.run_spikes(n_rows, rows, units, values, out)
+            return self._correct(
+                first.run_spikes(n_rows, rows, units, values, out), n_rows
+            )
         x = first.run_spikes(n_rows, rows, units, values)
         for stage in later[:-1]:
             x = stage.run(x)
-        return later[-1].run(x, out)
+        return self._correct(later[-1].run(x, out), n_rows)
 
     def finish(self) -> np.ndarray:
         """Return the remaining rows (N columns) after the last chunk.
@@ -1024,7 +1049,25 @@ class KernelFilter:
             for later in self._stages[i + 1 :]:
                 tail = later.run(tail)
             parts.append(tail)
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        rest = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if self._mass is not None:
+            self._scale(rest, self._mass.finish()[:, 0])
+        return rest
+
+    def _correct(self, out: np.ndarray, n_rows: int) -> np.ndarray:
+        """Apply the border correction to rows just computed from n_rows."""
+        if self._mass is not None:
+            self._scale(out, self._mass.process(np.ones((n_rows, 1)))[:, 0])
+        return out
+
+    def _scale(self, out: np.ndarray, mass: np.ndarray) -> None:
+        # Rows whose kernel lies inside the recording get the full mass, up
+        # to the rounding of its sum: leave them untouched.  A row with no
+        # mass inside (a zero tap only) has rate 0 whatever the scale.
+        full = self._full_mass
+        clipped = (np.abs(mass - full) > 1e-12 * abs(full)) & (mass != 0)
+        if clipped.any():
+            out[clipped] *= (full / mass[clipped])[:, None]
 
 
 def rates_kernel(
@@ -1035,6 +1078,7 @@ def rates_kernel(
     *,
     normalize: bool = False,
     causal: bool = False,
+    border_correction: bool = False,
     chunk_steps: int | None = None,
     method: str = "auto",
 ) -> np.ndarray:
@@ -1051,7 +1095,7 @@ def rates_kernel(
         Kernel shape, see :class:`KernelFilter`.
     tau : float, optional
         Kernel time constant in seconds (default 0.04).
-    normalize, causal, method
+    normalize, causal, border_correction, method
         See :class:`KernelFilter`.
     chunk_steps : int, optional
         Time steps converted and filtered per chunk (default: about 32 MB of
@@ -1088,7 +1132,14 @@ def rates_kernel(
         )
     chunk_steps = int(chunk_steps)
     filt = KernelFilter(
-        kind, tau, dt, n_units, normalize=normalize, causal=causal, method=method
+        kind,
+        tau,
+        dt,
+        n_units,
+        normalize=normalize,
+        causal=causal,
+        border_correction=border_correction,
+        method=method,
     )
     rates = np.empty((n_steps, n_units))
     row = 0

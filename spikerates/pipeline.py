@@ -65,6 +65,7 @@ def estimate_rates(
     tau: float = 0.04,
     normalize: bool = False,
     causal: bool = False,
+    border_correction: bool = False,
     midpoint: bool = False,
     interp: str = "zero",
     dt: float | None = None,
@@ -88,7 +89,7 @@ def estimate_rates(
         (``"Hz"``) and the source.
     method : {"kernel", "isi"}
         Kernel smoothing or inverse inter-spike intervals.
-    kind, tau, normalize, causal
+    kind, tau, normalize, causal, border_correction
         Kernel estimator parameters (``tau`` in seconds); see
         :class:`spikerates.estimators.KernelFilter`.
     midpoint, interp
@@ -148,6 +149,7 @@ def estimate_rates(
         tau=tau,
         normalize=normalize,
         causal=causal,
+        border_correction=border_correction,
         midpoint=midpoint,
         interp=interp,
     )
@@ -161,7 +163,13 @@ def estimate_rates(
     # The estimator is built before the writer, so bad parameters leave no file.
     if method == "kernel":
         rate_filter = KernelFilter(
-            kind, tau, plan.dt, n_units, normalize=normalize, causal=causal
+            kind,
+            tau,
+            plan.dt,
+            n_units,
+            normalize=normalize,
+            causal=causal,
+            border_correction=border_correction,
         )
         blocks = _kernel_rows(rate_filter, plan, chunk_steps)
     else:
@@ -272,11 +280,29 @@ def _chunk_steps(chunk_duration: float, dt: float, n_units: int) -> int:
     return max(1, min(steps, MAX_CHUNK_VALUES // max(1, n_units)))
 
 
-def _attrs(source, plan, *, method, kind, tau, normalize, causal, midpoint, interp):
+def _attrs(
+    source,
+    plan,
+    *,
+    method,
+    kind,
+    tau,
+    normalize,
+    causal,
+    border_correction,
+    midpoint,
+    interp,
+):
     """Output attributes: estimator, its parameters, units and provenance."""
     attrs: dict[str, Any] = {"estimator": method}
     if method == "kernel":
-        attrs.update(kind=kind, tau=float(tau), normalize=normalize, causal=causal)
+        attrs.update(
+            kind=kind,
+            tau=float(tau),
+            normalize=normalize,
+            causal=causal,
+            border_correction=border_correction,
+        )
     else:
         attrs.update(midpoint=midpoint, interp=interp)
     attrs.update(

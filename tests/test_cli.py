@@ -359,6 +359,18 @@ def test_rates_kernel_normalize_causal(tmp_path, dense, dense_files):
     assert np.all(read_rates(out)[1][:first, 0] == 0)
 
 
+def test_rates_kernel_border_correction(tmp_path, dense, dense_files):
+    t, spikes = dense
+    out = tmp_path / "r.npz"
+    args = ["rates", "kernel", dense_files["npz"], "-o", out, "--kind", "gauss"]
+    result = run([*args, "--tau", "0.01", "--border-correction"])
+    assert result.exit_code == 0, result.stderr
+    expected = estimators.rates_kernel(
+        t, spikes, kind="gauss", tau=0.01, border_correction=True
+    )
+    assert_same_rates(read_rates(out)[1], expected)
+
+
 def test_rates_dtype_and_chunks(tmp_path, dense, dense_files):
     t, spikes = dense
     out = tmp_path / "r.npz"

@@ -184,6 +184,55 @@ def test_default_kernels_keep_the_reference_mass():
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "causal"),
+    [
+        ("gauss", False),
+        ("expon", False),
+        ("expon", True),
+        ("alpha", False),
+        ("alpha", True),
+        ("expogauss", False),
+    ],
+)
+@pytest.mark.parametrize("tau", [0.003, 0.05])
+def test_border_correction_restores_a_constant_rate(kind, causal, tau):
+    # A spike in every step is a constant rate of 1/dt; with unit-mass
+    # kernels the corrected estimate is exactly that, borders included,
+    # while the uncorrected one falls off within a kernel of each end.
+    n_steps = 1500
+    t = grid(n_steps)
+    spikes = np.full((n_steps, 2), 1 / DT)
+    options = dict(normalize=True, causal=causal)
+    plain = rates_kernel(t, spikes, kind, tau, **options)
+    corrected = rates_kernel(t, spikes, kind, tau, border_correction=True, **options)
+    # A causal alpha kernel has a zero first tap: row 0 sees no mass at all.
+    rows = slice(1, None) if (kind == "alpha" and causal) else slice(None)
+    np.testing.assert_allclose(corrected[rows] * DT, 1.0, rtol=1e-12)
+    assert np.min(plain[rows] * DT) < 0.9
+    # Rows whose kernel lies inside the recording are left exactly alone.
+    inside = np.abs(plain * DT - 1) <= 1e-12
+    assert inside.any()
+    np.testing.assert_array_equal(corrected[inside], plain[inside])
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("chunk_steps", [1, 7, 64, 999])
+def test_border_correction_streams_like_the_whole_array(kind, chunk_steps):
+    n_steps = 1000
+    t = grid(n_steps)
+    rng = np.random.default_rng(11)
+    spikes = (rng.random((n_steps, 3)) < 0.05) / DT
+    whole = rates_kernel(t, spikes, kind, 0.02, border_correction=True)
+    chunked = rates_kernel(
+        t, spikes, kind, 0.02, border_correction=True, chunk_steps=chunk_steps
+    )
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-12)
+    # The correction only raises rates near the ends, never lowers them.
+    plain = rates_kernel(t, spikes, kind, 0.02)
+    assert np.all(whole >= plain)
+
+
 @pytest.mark.parametrize("kind", ["expon", "alpha"])
 def test_causal_kernels_do_not_shift(kind):
     n_steps, tau, spike = 1000, 0.01, 400

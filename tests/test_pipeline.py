@@ -170,6 +170,23 @@ def test_kernel_events_stream_equals_whole(trains, dense, kind, tau, normalize, 
         assert max(len(v) for v in writer.values) <= chunk + kernel_steps(kind, tau)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_kernel_border_correction_streams(trains, dense, kind):
+    t, amplitude = dense
+    expected = rates_kernel(t, amplitude, kind=kind, tau=0.02, border_correction=True)
+    for chunk in (1, 7, 1000):
+        summary, writer, _, got = stream(
+            trains,
+            chunk,
+            method="kernel",
+            kind=kind,
+            tau=0.02,
+            border_correction=True,
+            t_stop=trains.t_stop,
+        )
+        np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL, err_msg=chunk)
+
+
 @pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 16])
 @pytest.mark.parametrize("chunk", [1, 41, 160, 1000])
 def test_kernel_events_batches_equal_whole(

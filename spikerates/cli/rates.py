@@ -66,6 +66,7 @@ def _rates_command(method: str, **options: Any) -> None:
             "tau": options["tau"],
             "normalize": options["normalize"],
             "causal": options["causal"],
+            "border_correction": options["border_correction"],
         }
     else:
         estimator = {"interp": options["interp"], "midpoint": options["midpoint"]}
@@ -115,12 +116,18 @@ Examples:
     help="Do not shift expon/alpha kernels back by their delay (rates only "
     "depend on past spikes).",
 )
+@click.option(
+    "--border-correction",
+    is_flag=True,
+    help="Divide rates near the start and end of the recording by the "
+    "fraction of the kernel's mass that falls inside it.",
+)
 def kernel(inputs: tuple[str, ...], **options: Any) -> None:
     """Kernel rates: spikes convolved with a smoothing kernel.
 
     INPUT is a file, a Phy folder, '-' (standard input) or a glob pattern.
-    Without --normalize/--causal the result equals nengo_extras'
-    rates_kernel.
+    Without --normalize/--causal/--border-correction the result equals
+    nengo_extras' rates_kernel.
     """
     _rates_command("kernel", inputs=inputs, **options)
 
