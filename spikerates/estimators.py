@@ -156,16 +156,20 @@ def _check_finite(x: np.ndarray, name: str = "spikes") -> None:
         raise ValueError(f"{name} holds NaN or infinite values")
 
 
-def _check_tau(tau) -> float:
+def _positive_seconds(name: str, value) -> float:
     try:
-        tau = float(tau)
+        value = float(value)
     except (TypeError, ValueError):
         raise ParameterError(
-            "tau", f"must be a number in seconds, got {tau!r}"
+            name, f"must be a number in seconds, got {value!r}"
         ) from None
-    if not (math.isfinite(tau) and tau > 0):
-        raise ParameterError("tau", f"must be > 0 seconds, got {tau!r}")
-    return tau
+    if not (math.isfinite(value) and value > 0):
+        raise ParameterError(name, f"must be > 0 seconds, got {value!r}")
+    return value
+
+
+def _check_tau(tau) -> float:
+    return _positive_seconds("tau", tau)
 
 
 def _check_kind(kind) -> str:
@@ -886,15 +890,7 @@ class KernelFilter:
     ) -> None:
         self.kind = _check_kind(kind)
         self.tau = _check_tau(tau)
-        try:
-            dt = float(dt)
-        except (TypeError, ValueError):
-            raise ParameterError(
-                "dt", f"must be a number in seconds, got {dt!r}"
-            ) from None
-        if not (math.isfinite(dt) and dt > 0):
-            raise ParameterError("dt", f"must be > 0 seconds, got {dt!r}")
-        self.dt = dt
+        self.dt = _positive_seconds("dt", dt)
         if isinstance(n_units, bool) or int(n_units) != n_units or n_units < 0:
             raise ParameterError("n_units", f"must be an integer >= 0, got {n_units!r}")
         self.n_units = int(n_units)
