@@ -373,6 +373,17 @@ class SpikeTrains:
         Per-unit labels, e.g. Phy's ``good``/``mua``/``noise``.
     source : str, optional
         File the spikes came from (named in error messages).
+    obs_intervals : list of ndarray, optional
+        Per unit, a (K, 2) array of ``[start, stop]`` times in seconds where
+        the unit was observed (NWB ``obs_intervals``). ``None`` means every
+        unit is observed over the whole recording window.
+    label_column : str, optional
+        Name of the column the labels came from (``quality``, ``group``,
+        ``KSLabel``...), so that writers can give them back under that name.
+    info : dict, optional
+        Provenance of the spikes: detected format and layout, the table and
+        id column the units came from, and session metadata that writers
+        carry over (plain str/number values).
     """
 
     spike_times: list[np.ndarray]
@@ -381,6 +392,9 @@ class SpikeTrains:
     t_stop: float | None = None
     labels: np.ndarray | None = None
     source: str | None = None
+    obs_intervals: list[np.ndarray] | None = None
+    label_column: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         trains = []
@@ -431,6 +445,8 @@ class SpikeTrains:
                     dataset="labels",
                 )
             self.labels = labels
+        if self.obs_intervals is not None:
+            self.obs_intervals = self._check_intervals(self.obs_intervals)
         for name in ("t_start", "t_stop"):
             value = getattr(self, name)
             if value is not None:
@@ -449,6 +465,27 @@ class SpikeTrains:
                 f"t_stop {self.t_stop} is before t_start {self.t_start}",
                 path=self.source,
             )
+
+    def _check_intervals(self, intervals: Sequence[Any]) -> list[np.ndarray]:
+        if len(intervals) != len(self.spike_times):
+            raise SpikeDataError(
+                f"{len(intervals)} observation interval lists for "
+                f"{len(self.spike_times)} units; expected one per unit",
+                path=self.source,
+                dataset="obs_intervals",
+            )
+        checked = []
+        for i, iv in enumerate(intervals):
+            arr = np.asarray(iv, dtype=np.float64).reshape(-1, 2)
+            if not np.all(np.isfinite(arr)) or np.any(arr[:, 1] < arr[:, 0]):
+                raise SpikeDataError(
+                    f"unit #{i} has an observation interval that is not finite "
+                    "or ends before it starts",
+                    path=self.source,
+                    dataset="obs_intervals",
+                )
+            checked.append(arr[np.argsort(arr[:, 0], kind="stable")])
+        return checked
 
     @property
     def n_units(self) -> int:
@@ -469,6 +506,11 @@ class SpikeTrains:
             t_stop=self.t_stop,
             labels=None if self.labels is None else self.labels[idx],
             source=self.source,
+            obs_intervals=None
+            if self.obs_intervals is None
+            else [self.obs_intervals[i] for i in idx],
+            label_column=self.label_column,
+            info=dict(self.info),
         )
 
     def select_units(self, ids: Iterable[Any]) -> SpikeTrains:
