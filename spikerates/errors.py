@@ -62,3 +62,11 @@ class ParameterError(SpikeratesError, ValueError):
         self.name = name
         self.message = message
         super().__init__(f"{name}: {message}")
+
+
+class ResourceLimitError(SpikeratesError):
+    """Work or output larger than a stated limit (output size, array size...).
+
+    The message names the size found, the limit and how to raise it or
+    shrink the work, e.g. ``--max-output-size`` or a coarser ``--dt``.
+    """
