@@ -17,6 +17,7 @@ dense -> events -> dense is the identity.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -600,6 +601,34 @@ class SpikeTrains:
             if n_steps < 0:
                 raise ParameterError("t_stop", f"{t_stop} is before t_start {t_start}")
         return Grid(t_start, dt, n_steps)
+
+    def restrict(self, grid: Grid) -> SpikeTrains:
+        """The spikes that fall in the bins of ``grid``, by the binning rule.
+
+        Parameters
+        ----------
+        grid : Grid
+            E.g. from :meth:`grid`; a spike at ``s`` is kept when
+            ``grid.t_start < s <= grid.t_stop`` (snapped as in
+            :func:`bin_index`).
+
+        Returns
+        -------
+        SpikeTrains
+            The same units, ids, labels and intervals, with the window
+            ``(grid.t_start, grid.t_stop]``.
+        """
+        kept = []
+        for times in self.spike_times:
+            k = bin_index(times, grid.t_start, grid.dt)
+            kept.append(times[(k >= 0) & (k < grid.n_steps)])
+        return dataclasses.replace(
+            self,
+            spike_times=kept,
+            t_start=grid.t_start,
+            t_stop=grid.t_stop,
+            info=dict(self.info),
+        )
 
 
 class _ColumnView:

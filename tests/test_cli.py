@@ -1231,6 +1231,7 @@ def test_every_option_is_tested():
 def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, fmt):
     """An error after some chunks were written removes the partial output."""
     import spikerates.pipeline
+    from spikerates.errors import SpikeDataError
 
     class FailingFilter(spikerates.pipeline.KernelFilter):
         calls = 0
@@ -1238,7 +1239,7 @@ def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, f
         def process(self, chunk):
             FailingFilter.calls += 1
             if FailingFilter.calls == 3:
-                raise ValueError("simulated failure in the third chunk")
+                raise SpikeDataError("simulated failure in the third chunk")
             return super().process(chunk)
 
     monkeypatch.setattr(spikerates.pipeline, "KernelFilter", FailingFilter)
