@@ -452,3 +452,25 @@ def test_dense_to_events_by_blocks_equals_whole(rng):
     for a, b in zip(whole.spike_times, blocks.spike_times, strict=True):
         np.testing.assert_array_equal(a, b)
     assert sum(t.size for t in whole.spike_times) == counts.sum()
+
+
+def test_restrict_keeps_the_spikes_of_the_grid_bins():
+    """restrict() keeps what bin_spikes counts: ``t_start < s <= t_stop``
+    with the 1e-9 dt snap, and every other field of the trains."""
+    times = np.array([0.1, 0.1 + 1e-13, 0.1 + 1e-6, 0.3 - 1e-13, 0.3, 0.3 + 1e-6])
+    trains = SpikeTrains(
+        [times, np.array([0.2])],
+        unit_ids=np.array([4, 9]),
+        labels=np.array(["good", "mua"]),
+        source="x.npz",
+    )
+    grid = trains.grid(0.01, t_start=0.1, t_stop=0.3)
+    windowed = trains.restrict(grid)
+    np.testing.assert_array_equal(windowed.spike_times[0], times[2:5])
+    np.testing.assert_array_equal(windowed.spike_times[1], [0.2])
+    assert (windowed.t_start, windowed.t_stop) == (grid.t_start, grid.t_stop)
+    np.testing.assert_array_equal(windowed.unit_ids, [4, 9])
+    np.testing.assert_array_equal(windowed.labels, ["good", "mua"])
+    assert windowed.source == "x.npz"
+    counts = bin_spikes(trains.spike_times, grid)
+    assert counts.sum(axis=0).tolist() == [len(s) for s in windowed.spike_times]

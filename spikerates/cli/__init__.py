@@ -47,7 +47,12 @@ class SpikeratesGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=SpikeratesGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(
+    cls=SpikeratesGroup,
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 @click.version_option(__version__, "--version", prog_name="spikerates")
 @click.option(
     "-v",
@@ -79,6 +84,10 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be combined")
     ctx.obj = Settings(verbose=verbose, quiet=quiet)
+    if ctx.invoked_subcommand is None:
+        # No command: the usage, and the exit status of a usage error.
+        click.echo(ctx.get_help())
+        ctx.exit(2)
 
 
 cli.add_command(events)
