@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.names import VALUE_MODES
 from spikerates.params import Integer, positive_seconds
 
 __all__ = [
@@ -46,8 +47,6 @@ __all__ = [
 #: Tolerance, in units of ``dt``, within which a time counts as a grid time.
 SNAP = 1e-9
 
-#: Accepted values of ``values`` (what a dense spike value means).
-VALUE_MODES = ("auto", "counts", "amplitude")
 
 #: Relative tolerance of the ``values="auto"`` test and of uniform steps.
 RTOL = 1e-6
@@ -603,13 +602,61 @@ class SpikeTrains:
                 raise ParameterError("t_stop", f"{t_stop} is before t_start {t_start}")
         return Grid(t_start, dt, n_steps)
 
-    def restrict(self, t_start: float, t_stop: float) -> SpikeTrains:
-        """The spikes in the closed window ``[t_start, t_stop]`` (seconds).
+    def restrict(
+        self, window: Grid | float, t_stop: float | None = None
+    ) -> SpikeTrains:
+        """The spikes inside a window.
 
-        The result's recording window is ``[t_start, t_stop]``, and each
-        unit's observation intervals are intersected with it.
+        Parameters
+        ----------
+        window : Grid or float
+            A :class:`Grid`: the spikes that fall in its bins by the binning
+            rule (``t[0] - dt < s <= t[-1]``, see :func:`bin_index`), with the
+            grid's ``t_start`` and ``t_stop``. A number: the start of the
+            closed window ``[window, t_stop]`` in seconds.
+        t_stop : float, optional
+            End of the closed window in seconds (with a number only).
+
+        Returns
+        -------
+        SpikeTrains
+            Other fields kept; observation intervals (when the data has
+            them) intersected with the window.
         """
-        return self.restrict_epochs([[t_start, t_stop]], window=(t_start, t_stop))
+        if isinstance(window, Grid):
+            grid = window
+            kept = []
+            for times in self.spike_times:
+                k = bin_index(times, grid.t_start, grid.dt)
+                kept.append(times[(k >= 0) & (k < grid.n_steps)])
+            return self._with(
+                kept,
+                grid.t_start,
+                grid.t_stop,
+                None
+                if self.obs_intervals is None
+                else [
+                    intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
+                    for iv in self.obs_intervals
+                ],
+            )
+        if t_stop is None:
+            raise ParameterError("t_stop", "is needed with a t_start in seconds")
+        t_lo, t_hi = float(window), float(t_stop)
+        return self.restrict_epochs([[t_lo, t_hi]], window=(t_lo, t_hi))
+
+    def _with(self, spike_times, t_start, t_stop, obs_intervals) -> SpikeTrains:
+        return SpikeTrains(
+            spike_times,
+            unit_ids=self.unit_ids,
+            t_start=t_start,
+            t_stop=t_stop,
+            labels=self.labels,
+            source=self.source,
+            obs_intervals=obs_intervals,
+            label_column=self.label_column,
+            info=dict(self.info),
+        )
 
     def restrict_epochs(
         self, epochs: Any, *, window: tuple[float, float] | None = None
@@ -653,17 +700,7 @@ class SpikeTrains:
             else:
                 base = self.obs_intervals[unit]
             observed.append(intersect_intervals(base, epochs))
-        return SpikeTrains(
-            trains,
-            unit_ids=self.unit_ids,
-            t_start=t_lo,
-            t_stop=t_hi,
-            labels=self.labels,
-            source=self.source,
-            obs_intervals=observed,
-            label_column=self.label_column,
-            info=dict(self.info),
-        )
+        return self._with(trains, t_lo, t_hi, observed)
 
     def bin(self, grid: Grid, k0: int = 0, k1: int | None = None) -> np.ndarray:
         """Spike counts per bin of ``grid``, int64 of shape (k1 - k0, N).

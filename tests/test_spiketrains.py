@@ -574,3 +574,16 @@ def test_dense_to_events_from_chunks_and_per_bin():
     for a, b in zip(once.spike_times, once_dense.spike_times, strict=True):
         np.testing.assert_array_equal(a, b)
     assert dense_to_events([], unit_ids=[1, 2]).n_units == 2
+
+
+def test_restrict_to_a_grid_uses_the_binning_rule():
+    trains = SpikeTrains(
+        [np.array([0.1, 0.1 + 1e-13, 0.2, 0.35, 0.5])],
+        obs_intervals=[np.array([[0.0, 1.0]])],
+    )
+    grid = Grid(0.1, 0.1, 3)  # bins (0.1, 0.2], (0.2, 0.3], (0.3, 0.4]
+    sub = trains.restrict(grid)
+    assert sub.spike_times[0].tolist() == [0.2, 0.35]
+    assert (sub.t_start, sub.t_stop) == (0.1, pytest.approx(0.4))
+    assert sub.obs_intervals[0].tolist() == [[0.1, pytest.approx(0.4)]]
+    np.testing.assert_array_equal(sub.bin(grid), trains.bin(grid))
