@@ -256,7 +256,8 @@ class Example:
 
     args: tuple[str, ...]
     ref: tuple[str, ...]
-    expect: str = "differs"  # differs | same | moved | figure | stderr:<text>
+    # differs | same | moved | figure | refused | stdout | quiet | stderr:<text>
+    expect: str = "differs"
     extra: tuple[str, ...] = field(default=())
 
 
@@ -294,6 +295,7 @@ def _spike_examples(command: list[str], base: list[str]) -> dict:
             "same",
         ),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
+        "--max-output-size": _ex(base, ["--max-output-size", "100"], "refused"),
     }
 
 
@@ -320,6 +322,7 @@ def _neuron_examples(base: list[str], spiking_base: list[str]) -> dict:
         "--output": _ex(base, ["-o", "{tmp}/out.csv"], "moved"),
         "--to": _ex(base, ["--to", "npz"]),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
+        "--max-output-size": _ex(base, ["--max-output-size", "100"], "refused"),
     }
 
 
@@ -520,11 +523,11 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _invoke(cli, args, inputs, folder):
+def _invoke(cli, args, inputs, folder, exit_code=0):
     folder.mkdir(parents=True, exist_ok=True)
     values = {**inputs, "tmp": str(folder)}
     result = cli.run([a.format(**values) for a in args])
-    assert result.exit_code == 0, (args, result.stderr)
+    assert result.exit_code == exit_code, (args, result.stderr)
     return result, _outputs(result, folder)
 
 
@@ -534,8 +537,15 @@ def _invoke(cli, args, inputs, folder):
 def test_option_has_an_effect(cli, tmp_path, option_inputs, key):
     example = OPTION_EXAMPLES[key]
     ref, ref_out = _invoke(cli, example.ref, option_inputs, tmp_path / "ref")
-    got, got_out = _invoke(cli, example.args, option_inputs, tmp_path / "got")
-    if example.expect == "differs":
+    refused = example.expect == "refused"
+    got, got_out = _invoke(
+        cli, example.args, option_inputs, tmp_path / "got", exit_code=int(refused)
+    )
+    if refused:
+        line = cli.assert_one_line_error(got, "--max-output-size")
+        assert "above the limit of 100 bytes" in line
+        assert got_out == {"stdout": None}
+    elif example.expect == "differs":
         assert not _same(got_out, ref_out)
     elif example.expect == "same":
         assert _same(got_out, ref_out)

@@ -27,6 +27,7 @@ from spikerates.cli.common import (
     read_source,
     run_jobs,
     spike_input_options,
+    staged_outputs,
     window_note,
 )
 from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
@@ -44,6 +45,7 @@ class RateOptions:
     estimator: dict[str, Any] = field(default_factory=dict)
     chunk_duration: float = 60.0
     dtype: str = "float64"
+    max_output_bytes: int | None = None
 
 
 @click.group(
@@ -83,6 +85,7 @@ def _rates_command(method: str, **options: Any) -> None:
         estimator=estimator,
         chunk_duration=options["chunk_duration"],
         dtype=options["dtype"],
+        max_output_bytes=options["max_output_bytes"],
     )
     run_jobs(functools.partial(_rates_task, params), jobs, options["jobs"])
 
@@ -187,17 +190,18 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
     plot_rows = None
+    bar = None
 
     def writer_factory(n_rows: int, unit_ids: np.ndarray, attrs: dict[str, Any]):
         nonlocal plot_rows
-        if job.plot_path is not None:
+        if figure is not None:
             from spikerates.plot import BlockMeans
 
             plot_rows = BlockMeans(n_rows, len(unit_ids), PLOT_ROWS)
         if bar is not None:
             bar.reset(total=n_rows)
         writer = io.open_matrix_writer(
-            job.target,
+            target,
             job.out_format,
             name="rates",
             n_rows=n_rows,
@@ -207,35 +211,41 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         )
         return _Tee(writer, plot_rows)
 
-    bar = progress_bar(0, enabled=report.progress)
     try:
-        summary = pipeline.estimate_rates(
-            source,
-            writer_factory,
-            method=params.method,
-            dt=dt,
-            t_start=read.t_start,
-            t_stop=read.t_stop,
-            chunk_duration=params.chunk_duration,
-            dtype=np.dtype(params.dtype),
-            progress=bar.update if bar is not None else None,
-            **params.estimator,
-        )
+        with staged_outputs(job.target, job.plot_path) as (target, figure):
+            bar = progress_bar(0, enabled=report.progress)
+            summary = pipeline.estimate_rates(
+                source,
+                writer_factory,
+                method=params.method,
+                dt=dt,
+                t_start=read.t_start,
+                t_stop=read.t_stop,
+                chunk_duration=params.chunk_duration,
+                dtype=np.dtype(params.dtype),
+                progress=bar.update if bar is not None else None,
+                max_output_bytes=params.max_output_bytes,
+                **params.estimator,
+            )
+            if bar is not None:
+                bar.close()
+            if plot_rows is not None:
+                from spikerates.plot import plot_rates
+
+                t, values = plot_rows.result()
+                plot_rates(t, values, source.unit_ids, figure)
     finally:
         if bar is not None:
             bar.close()
         if dense:
             source.close()
     window_note(report, summary["n_outside"], summary["t_start"], summary["t_stop"])
+    for note in summary.get("notes", ()):
+        report.note(note)
     report.summary(
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
         f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
     )
-    if plot_rows is not None:
-        from spikerates.plot import plot_rates
-
-        t, values = plot_rows.result()
-        plot_rates(t, values, source.unit_ids, job.plot_path)
 
 
 class _Tee:

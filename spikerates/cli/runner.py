@@ -13,13 +13,18 @@ Only the standard library and ``click`` are imported at module level.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,7 +60,106 @@ def settings(ctx: click.Context | None = None) -> Settings:
 
 
 # ----------------------------------------------------------------------------
+# Signals and standard streams
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT, SIGTERM or SIGHUP).
+
+    A :class:`KeyboardInterrupt`, so every ``finally`` and every writer's
+    clean-up runs (temporary files are removed); :attr:`signum` gives the
+    exit status ``128 + signum``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+#: Signals that stop a run with exit status 128 + their number.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While running, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`.
+
+    After the first signal the others are ignored, so that cleaning up is
+    not itself interrupted. A signal ignored when spikerates started (e.g.
+    SIGHUP under ``nohup``) stays ignored. The previous handlers come back
+    on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) == signal.SIG_IGN:
+            continue
+        previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device (after a broken pipe), so
+    that flushing it at exit raises nothing."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def is_broken_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write to a closed pipe (``| head``)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ESHUTDOWN)
+
+
+#: Set when spikerates started with standard output closed (``>&-``).
+stdout_closed = False
+
+
+def ensure_streams() -> None:
+    """Give closed standard streams (``>&-``: Python makes them None) the
+    null device, remembering that standard output was closed so that
+    ``-o -`` is refused with a message."""
+    global stdout_closed
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        stdout_closed = True
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
+# ----------------------------------------------------------------------------
 # Messages
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other invisible characters escaped
+    (``\\x1b``, ``\\u202e``...), so names read from a file cannot drive the
+    terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def echo_line(line: str) -> None:
+    """Write one line on standard error, escaped with :func:`printable`."""
+    click.echo(printable(line), err=True)
 
 
 def display_name(path: str | os.PathLike | None) -> str | None:
@@ -123,7 +227,7 @@ def report_exception(exc: BaseException, config: Settings) -> None:
     if config.verbose:
         traceback.print_exception(exc, file=sys.stderr)
     text = describe_internal_error(exc) if internal else describe_error(exc)
-    click.echo(error_line(text, internal=internal, verbose=config.verbose), err=True)
+    echo_line(error_line(text, internal=internal, verbose=config.verbose))
 
 
 def stderr_is_terminal() -> bool:
@@ -199,9 +303,9 @@ def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
         if job.in_directory:
             os.makedirs(os.path.dirname(job.target), exist_ok=True)
         task(job, report)
-    except BrokenPipeError:
-        raise
     except Exception as exc:
+        if is_broken_pipe(exc):
+            raise
         internal = not is_user_error(exc)
         describe = describe_internal_error if internal else describe_error
         return Outcome(
@@ -253,6 +357,12 @@ def _looks_like_directory(output: str) -> bool:
 
 def output_format(target: str, to_format: str | None) -> str:
     """The format of the output file ``target`` (``-`` = standard output)."""
+    if target == "-" and stdout_closed:
+        from spikerates.errors import ParameterError
+
+        raise ParameterError(
+            "output", "standard output is closed; write to a file with -o FILE"
+        )
     if target == "-":
         fmt = to_format or "csv"
         if fmt not in ("csv", "tsv") and _stdout_is_terminal():
@@ -343,26 +453,46 @@ def plan_jobs(
         fmt = output_format(output, to_format)
         (src, err) = expanded[0]
         jobs = [Job(src, output, fmt, error=err)]
-    for job in jobs:
-        if (
-            job.target != "-"
-            and job.source != "-"
-            and _same_file(job.source, job.target)
-        ):
-            raise click.UsageError(
-                f"the output {job.target!r} would overwrite its input"
-            )
     if plot_path is not None:
         for job in jobs:
             job.plot_path = (
                 _suffixed(plot_path, input_stem(job.source)) if batch else plot_path
             )
+    for job in jobs:
+        check_outputs_are_not_inputs(
+            {"the output": job.target, "--plot": job.plot_path},
+            {"its input": job.source},
+        )
     return jobs
 
 
+def check_outputs_are_not_inputs(
+    outputs: dict[str, str | None], inputs: dict[str, str | None]
+) -> None:
+    """A usage error when an output is an input, or two outputs are one file.
+
+    Parameters
+    ----------
+    outputs, inputs : dict of what to path
+        E.g. ``{"-o": "out.h5", "--plot": "fig.png"}`` and
+        ``{"its input": "in.csv", "--neurons": "neurons.csv"}``; ``-`` and
+        None are skipped.
+    """
+    taken = [(name, path) for name, path in inputs.items() if path not in (None, "-")]
+    for flag, path in outputs.items():
+        if path is None or path == "-":
+            continue
+        for name, other in taken:
+            if _same_file(path, other):
+                raise click.UsageError(f"{flag} {path!r} would overwrite {name}")
+        taken.append((f"the output of {flag}", path))
+
+
 def _same_file(a: str, b: str) -> bool:
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
     try:
-        return os.path.exists(b) and os.path.samefile(a, b)
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -443,9 +573,9 @@ def _report(outcomes: Iterable[Outcome], config: Settings, bar) -> int:
             )
         for line in lines:
             if bar is not None and not bar.disable:
-                bar.write(line, file=sys.stderr)
+                bar.write(printable(line), file=sys.stderr)
             else:
-                click.echo(line, err=True)
+                echo_line(line)
         if bar is not None:
             bar.update(1)
     return failed
