@@ -849,7 +849,16 @@ def run_steps(dt: float, duration: float) -> int:
     ------
     ParameterError
         Naming ``dt`` or ``duration``.
+    ResourceLimitError
+        When the number of steps is too large to count (``duration / dt``
+        overflows).
     """
+    ratio = _check_dt(duration, "duration") / _check_dt(dt)
+    if not math.isfinite(ratio):
+        raise ResourceLimitError(
+            f"a duration of {duration} s at dt = {dt} s is more time steps than "
+            "can be counted; choose a shorter duration or a coarser dt"
+        )
     return _n_steps(dt, duration)
 
 
