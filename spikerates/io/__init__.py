@@ -37,6 +37,7 @@ from spikerates.errors import ParameterError, SpikeDataError
 from spikerates.io import csv, hdf5, nix, npz, nwb, phy, spikeinterface  # noqa: F401
 from spikerates.io._source import SNIFF_BYTES, Source, open_source
 from spikerates.io.atomic import AtomicFile, atomic_output
+from spikerates.io.intervals import read_intervals, read_time_intervals_table
 from spikerates.io.registry import Format, ReadOptions, get, registered
 from spikerates.names import (
     FORMAT_ALIASES,
@@ -62,8 +63,10 @@ __all__ = [
     "detect_format",
     "extension_for",
     "open_matrix_writer",
+    "read_intervals",
     "read_spikes",
     "read_table",
+    "read_time_intervals_table",
     "write_arrays",
     "write_dense",
     "write_events",

@@ -3,6 +3,7 @@ to per-unit trains, and observation intervals."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -92,7 +93,7 @@ def choose_unit_ids(
         if name in columns:
             ids = loaded(name)
             if ids is not None and _is_unique(ids):
-                return ids, name
+                return integers_if_all(ids), name
     if row_ids is not None and row_ids in columns:
         ids = loaded(row_ids)
         if ids is None:
@@ -104,6 +105,16 @@ def choose_unit_ids(
             )
         return ids, row_ids
     return None, None
+
+
+def integers_if_all(ids: np.ndarray) -> np.ndarray:
+    """Text ids that all spell integers (``"25"``, not ``"007"``) as int64."""
+    if ids.dtype.kind != "U" or not ids.size:
+        return ids
+    texts = [s.strip() for s in ids.tolist()]
+    if all(re.fullmatch(r"-?(0|[1-9]\d{0,17})", s) for s in texts):
+        return np.array([int(s) for s in texts], dtype=np.int64)
+    return ids
 
 
 def split_by_unit(

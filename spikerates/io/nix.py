@@ -78,11 +78,13 @@ def _segments(f: h5py.File, src: Source) -> list[h5py.Group]:
         if not isinstance(block, h5py.Group):
             continue
         groups = block.get("groups")
-        for place in [*(groups.values() if isinstance(groups, h5py.Group) else [])]:
-            if isinstance(place, h5py.Group) and _trains_in(place):
-                found.append(place)
-        if _trains_in(block):
-            found.append(block)
+        segments = [
+            g
+            for g in (groups.values() if isinstance(groups, h5py.Group) else [])
+            if isinstance(g, h5py.Group) and _trains_in(g)
+        ]
+        # The block lists every train of its segments again.
+        found.extend(segments or ([block] if _trains_in(block) else []))
     return found
 
 
@@ -110,7 +112,7 @@ def read_file(f: h5py.File, src: Source, options: ReadOptions) -> SpikeTrains:
         raise ParameterError(
             "segment",
             f"the NIX file {src.name} holds {len(segments)} segments with spike "
-            "trains; choose one with segment (0 to "
+            "trains; choose one with --segment (0 to "
             f"{len(segments) - 1})",
         )
     index = options.segment or 0
