@@ -198,6 +198,12 @@ class Grid:
         k0, k1 = self._range(k0, k1)
         return self.t_start + (np.arange(k0, k1, dtype=np.int64) + 1) * self.dt
 
+    def steps_to(self, time: float) -> int:
+        """The integer ``j`` with ``t_start + (j-1)*dt < time <= t_start + j*dt``
+        (snapped as :func:`bin_index` snaps): the bins from ``t_start`` up to
+        the one holding ``time``, counted with sign."""
+        return _snapped_ceil(float(time), self.t_start, self.dt)
+
     def _range(self, k0: int, k1: int | None) -> tuple[int, int]:
         k1 = self.n_steps if k1 is None else int(k1)
         k0 = int(k0)
