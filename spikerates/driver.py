@@ -647,6 +647,8 @@ class RatePlan:
             kind, p["tau"] / self.dt, self.dt, self.n_units, p["causal"]
         )
         times = self._source.trains.spike_times if spike_times is None else spike_times
+        if counts is not None:
+            counts += [unit.size for unit in times]
         t_row0 = self.t_start + self.dt  # the time of row 0
         for k0 in range(a, b, self.chunk_steps):
             k1 = min(k0 + self.chunk_steps, b)
@@ -659,10 +661,6 @@ class RatePlan:
             flat, n_per_unit = _flatten(pieces)
             units = np.repeat(np.arange(self.n_units), n_per_unit)
             spike_rows = (flat - t_row0) / self.dt
-            if counts is not None:
-                # Each spike counted once: in the chunk that holds its row.
-                mine = (spike_rows > k0 - 1) & (spike_rows <= k1 - 1)
-                counts += np.bincount(units[mine], minlength=self.n_units)
             yield k0, k1, exact.rows(k0, k1, spike_rows, units)
 
     def _effective_times(self) -> list[np.ndarray]:
@@ -673,7 +671,7 @@ class RatePlan:
         kept = []
         for u, times in enumerate(trains.spike_times):
             intervals = window
-            if trains.obs_intervals is not None:
+            if trains.obs_intervals is not None and trains.obs_intervals[u] is not None:
                 intervals = intersect_intervals(trains.obs_intervals[u], window)
             i0 = np.searchsorted(times, [iv[0] for iv in intervals], side="left")
             i1 = np.searchsorted(times, [iv[1] for iv in intervals], side="right")

@@ -384,8 +384,9 @@ class SpikeTrains:
         File the spikes came from (named in error messages).
     obs_intervals : list of ndarray, optional
         Per unit, a (K, 2) array of ``[start, stop]`` times in seconds where
-        the unit was observed (NWB ``obs_intervals``). ``None`` means every
-        unit is observed over the whole recording window.
+        the unit was observed (NWB ``obs_intervals``), or None for a unit
+        observed over the whole recording. ``None`` means every unit is
+        observed over the whole recording window.
     label_column : str, optional
         Name of the column the labels came from (``quality``, ``group``,
         ``KSLabel``...), so that writers can give them back under that name.
@@ -485,6 +486,10 @@ class SpikeTrains:
             )
         checked = []
         for i, iv in enumerate(intervals):
+            if iv is None:
+                # This unit is observed over the whole recording.
+                checked.append(None)
+                continue
             arr = np.asarray(iv, dtype=np.float64).reshape(-1, 2)
             if not np.all(np.isfinite(arr)) or np.any(arr[:, 1] < arr[:, 0]):
                 raise SpikeDataError(
@@ -642,7 +647,9 @@ class SpikeTrains:
                 None
                 if self.obs_intervals is None
                 else [
-                    intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
+                    None
+                    if iv is None
+                    else intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
                     for iv in self.obs_intervals
                 ],
             )
@@ -701,10 +708,9 @@ class SpikeTrains:
             trains.append(np.concatenate(parts) if parts else times[:0])
         observed = []
         for unit in range(self.n_units):
-            if self.obs_intervals is None:
+            base = None if self.obs_intervals is None else self.obs_intervals[unit]
+            if base is None:
                 base = np.array([[t_lo, t_hi]])
-            else:
-                base = self.obs_intervals[unit]
             observed.append(intersect_intervals(base, epochs))
         return self._with(trains, t_lo, t_hi, observed)
 
