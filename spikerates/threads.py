@@ -32,11 +32,13 @@ from spikerates.errors import ParameterError
 __all__ = [
     "ENV_VARS",
     "available",
+    "blas_serial",
     "configure",
     "describe",
     "fft_workers",
     "get",
     "limited",
+    "map_threads",
     "pool_initializer",
     "process_pool",
 ]
@@ -223,3 +225,69 @@ def process_pool(jobs: int, threads: int | None = None, mp_context=None):
         initializer=pool_initializer,
         initargs=(per_worker,),
     )
+
+
+# threadpoolctl's view of the loaded libraries, built once (it inspects
+# every loaded library, which costs milliseconds); limiting through it
+# costs microseconds
+_controller = None
+# the estimators' own thread pool, rebuilt when the count changes
+_executor = None
+_executor_size = 0
+
+
+def _threadpool_controller():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextmanager
+def blas_serial() -> Iterator[None]:
+    """Run the BLAS calls of a block on one thread each.
+
+    The estimators split their work over their own threads (:func:`map_threads`)
+    instead: BLAS threads wait for work by spinning, which on a busy machine
+    (or under a pool of threads) costs far more than it gains.
+    """
+    with _threadpool_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+def map_threads(function, items: list, threads: int | None = None) -> list:
+    """``[function(item) for item in items]`` on up to ``threads`` threads.
+
+    Parameters
+    ----------
+    function : callable
+        Called once per item; it should spend its time in code that lets go
+        of the GIL (NumPy, BLAS, FFT).
+    items : list
+        The work, in independent pieces.
+    threads : int, optional
+        Default :func:`get`. With 1 (or one item) everything runs in the
+        calling thread.
+
+    Returns
+    -------
+    list
+        The results in the order of ``items``; an exception in any call is
+        raised once all calls are done.
+    """
+    global _executor, _executor_size
+    n = get() if threads is None else _count("threads", threads)
+    n = min(n, len(items))
+    if n <= 1:
+        return [function(item) for item in items]
+    if _executor is None or _executor_size < n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _executor is not None:
+            _executor.shutdown(wait=False)
+        _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="spikerates")
+        _executor_size = n
+    futures = [_executor.submit(function, item) for item in items]
+    return [future.result() for future in futures]
