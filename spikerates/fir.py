@@ -336,6 +336,11 @@ class FirStage:
         self._recursion = Recursion.detect(kern)
         self._smallest_input = math.inf
         self._negative_input = False
+        #: Output rows computed by the recursive method, and those of them
+        #: recomputed as direct sums because its round-off bound was too
+        #: large (for tests and diagnostics).
+        self.recursive_rows = 0
+        self.recursive_fallback_rows = 0
 
     # -- bookkeeping
 
@@ -576,6 +581,7 @@ class FirStage:
             window = a[g0 : g1 + k - 1]
             group = out[g0:g1]
             self._recursive_group(window, group)
+            self.recursive_rows += g1 - g0
             # round-off bound of the group against its smallest possible
             # non-zero output (module constants: see Recursion)
             peak = float(group.max())
@@ -583,6 +589,7 @@ class FirStage:
             bound = 2.0 * np.finfo(np.float64).eps * memory * peak
             if bound > _RECURSIVE_TOLERANCE * smallest:
                 self._valid_direct(window, group)
+                self.recursive_fallback_rows += g1 - g0
             else:
                 # windows without spikes: exact zeros
                 np.copyto(group, 0.0, where=group < 0.5 * smallest)
