@@ -115,15 +115,29 @@ def test_negative_input_is_filtered_by_another_method():
     )
 
 
-def test_a_large_dynamic_range_falls_back_to_direct_sums():
+def test_a_large_dynamic_range_is_left_to_another_method():
     # one huge value next to tiny ones: the recurrence's round-off bound,
-    # relative to the smallest possible output, is too large
+    # relative to the smallest possible output, is far too large
     x = np.zeros((4000, 3))
     x[::37, :] = 1e-6
     x[2000, 1] = 1e9
     kern, delay = sampled_kernel("alpha", 30.0, normalize=False, causal=False)
     stage, ours = run_stage(kern, delay, x, chunk=4000)
-    assert stage.recursive_fallback_rows > 0
+    assert stage.recursive_rows == stage.recursive_fallback_rows
+    expected = convolve_oracle(kern, delay, x)
+    zero = expected == 0
+    assert np.all(ours[zero] == 0)
+    np.testing.assert_allclose(ours[~zero], expected[~zero], rtol=1e-9, atol=0)
+
+
+def test_groups_over_their_bound_fall_back_to_direct_sums():
+    # a long burst (a spike at every step) drives the peak output to the
+    # kernel's sum: those groups are recomputed, the others are not
+    x = poisson(30_000, 4, 10.0, seed=6)
+    x[10_000:14_000, 2] = 1 / DT
+    kern, delay = sampled_kernel("alpha", 30.0, normalize=False, causal=False)
+    stage, ours = run_stage(kern, delay, x, chunk=6000)
+    assert 0 < stage.recursive_fallback_rows < stage.recursive_rows
     expected = convolve_oracle(kern, delay, x)
     zero = expected == 0
     assert np.all(ours[zero] == 0)
