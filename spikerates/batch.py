@@ -106,6 +106,8 @@ class Result:
         A failure the task handled itself: one line naming the input.
     trace : str, optional
         The traceback of that failure (shown on request).
+    internal : bool
+        The error is a bug in the program rather than a problem of the input.
     notes : tuple of str
         Messages for the user (e.g. spikes left out of the window).
     info : tuple of str
@@ -116,6 +118,7 @@ class Result:
     spikes: int | None = None
     error: str | None = None
     trace: str | None = None
+    internal: bool = False
     notes: tuple[str, ...] = ()
     info: tuple[str, ...] = ()
 
@@ -127,7 +130,8 @@ class Record:
     ``status`` is ``"ok"``, ``"failed"`` (``error`` names the input),
     ``"skipped"`` (the output was up to date) or ``"cancelled"`` (the batch
     was interrupted before the task ran). ``seconds`` is the task's
-    wall-clock time on its worker.
+    wall-clock time on its worker; ``internal`` marks an error that is a bug
+    (an exception the task did not expect).
     """
 
     input: str
@@ -138,6 +142,7 @@ class Record:
     spikes: int | None = None
     error: str | None = None
     trace: str | None = None
+    internal: bool = False
     notes: tuple[str, ...] = ()
     info: tuple[str, ...] = ()
 
@@ -196,8 +201,9 @@ def _one_line(text: str, limit: int = 400) -> str:
 
 def unexpected_error(item: Item, exc: BaseException) -> str:
     """The one line for an exception a task did not expect, naming the input."""
-    what = _one_line(str(exc)) or "(no message)"
-    return f"{display_name(item.input)}: unexpected {type(exc).__name__}: {what}"
+    what = _one_line(str(exc))
+    text = type(exc).__name__ + (f": {what}" if what else "")
+    return f"{display_name(item.input)}: {text}"
 
 
 def execute(task: Task, item: Item) -> Record:
@@ -216,6 +222,7 @@ def execute(task: Task, item: Item) -> Record:
             seconds=time.perf_counter() - start,
             error=unexpected_error(item, exc),
             trace=traceback.format_exc(),
+            internal=True,
         )
     seconds = time.perf_counter() - start
     if result is None:
@@ -227,6 +234,7 @@ def execute(task: Task, item: Item) -> Record:
             seconds=seconds,
             error=f"{display_name(item.input)}: the task returned "
             f"{type(result).__name__}, not a Result",
+            internal=True,
         )
     return Record.of(
         item,
@@ -236,6 +244,7 @@ def execute(task: Task, item: Item) -> Record:
         spikes=result.spikes,
         error=result.error,
         trace=result.trace,
+        internal=result.internal and result.error is not None,
         notes=tuple(result.notes),
         info=tuple(result.info),
     )
@@ -486,6 +495,7 @@ def _pool_record(future, item: Item) -> Record:
         "failed",
         error=unexpected_error(item, exc),
         trace="".join(traceback.format_exception(exc)),
+        internal=True,
     )
 
 
@@ -622,7 +632,9 @@ def _dask_record(future, item: Item) -> Record:
         try:
             record = future.result()
         except Exception as exc:
-            return Record.of(item, "failed", error=unexpected_error(item, exc))
+            return Record.of(
+                item, "failed", error=unexpected_error(item, exc), internal=True
+            )
         if isinstance(record, Record):
             return record
         return Record.of(item, "failed", error=f"{display_name(item.input)}: no result")
@@ -639,10 +651,12 @@ def _dask_record(future, item: Item) -> Record:
         attempts = getattr(exc, "allowed_failures", None)
         times = f" {attempts + 1} times" if isinstance(attempts, int) else ""
         error = f"{name}: the Dask worker running it died{times}"
+        internal = False
     else:
         error = unexpected_error(item, exc)
+        internal = True
     trace = "".join(traceback.format_exception(exc)) if exc is not None else None
-    return Record.of(item, "failed", error=error, trace=trace)
+    return Record.of(item, "failed", error=error, trace=trace, internal=internal)
 
 
 def _kill_local_workers(cluster) -> None:
