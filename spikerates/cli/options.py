@@ -1,7 +1,6 @@
-"""Shared options and parameter types of the command line.
+"""Option groups and parameter types shared by the commands.
 
-Only ``click`` is imported here so that ``spikerates --help`` stays instant;
-numpy and the library modules are imported inside the command bodies.
+Only ``click`` is imported here, so that ``spikerates --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -17,15 +16,9 @@ import click
 READ_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv", "phy")
 #: Format names accepted by ``--to``.
 WRITE_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv")
-#: File extension written for each output format name.
-FORMAT_EXTENSIONS = {
-    "hdf5": ".h5",
-    "h5": ".h5",
-    "nwb": ".nwb",
-    "npz": ".npz",
-    "csv": ".csv",
-    "tsv": ".tsv",
-}
+#: Meanings of dense spike values (``--values``).
+VALUE_MODES = ("auto", "counts", "amplitude")
+#: Kinds of ``--input`` signal.
 INPUT_KINDS = ("constant", "ramp", "sine", "white")
 
 FC = Callable[..., Any]
@@ -117,7 +110,7 @@ class InputSignalType(click.ParamType):
     are checked by the library when the signal is made.
     """
 
-    name = "SPEC|FILE"
+    name = "KIND:ARGS|FILE"
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -252,7 +245,7 @@ def spike_input_options(*, chunking: bool) -> FC:
         ),
         click.option(
             "--values",
-            type=click.Choice(("auto", "counts", "amplitude")),
+            type=click.Choice(VALUE_MODES),
             default="auto",
             show_default=True,
             help="Dense input values: spike counts per bin, or amplitude 1/dt "
