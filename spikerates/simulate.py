@@ -904,38 +904,37 @@ def simulate_spikes(
         initial_voltage=initial_voltage,
         chunk_steps=chunk_steps,
     )
-    spikes = None if events else np.empty((n_steps, n_neurons), dtype=np.float64)
-    pieces: list[list[np.ndarray]] = [[] for _ in range(n_neurons)]
-    # A spike is amplitude / dt in its step's row: one count.
-    per_count = dt / neuron_type.amplitude
+    ids = np.arange(n_neurons) if unit_ids is None else unit_ids
+    if events:
+        # A spike is amplitude / dt in its step's row: one count.
+        per_count = dt / neuron_type.amplitude
+
+        def counted():
+            for t_chunk, s_chunk in chunks:
+                yield t_chunk, np.rint(s_chunk * per_count)
+                if progress is not None:
+                    progress(len(t_chunk))
+
+        return dense_to_events(
+            counted(),
+            unit_ids=ids,
+            t_start=0.0,
+            t_stop=dt * n_steps,
+            source="simulate",
+        )
+    spikes = np.empty((n_steps, n_neurons), dtype=np.float64)
     k0 = 0
     for t_chunk, s_chunk in chunks:
         k1 = k0 + len(t_chunk)
-        if spikes is not None:
-            spikes[k0:k1] = s_chunk
-        else:
-            counts = np.rint(s_chunk * per_count)
-            part = dense_to_events(DenseSpikes(t_chunk, counts, values="counts", dt=dt))
-            for times, piece in zip(part.spike_times, pieces, strict=True):
-                if times.size:
-                    piece.append(times)
+        spikes[k0:k1] = s_chunk
         if progress is not None:
             progress(k1 - k0)
         k0 = k1
-    ids = np.arange(n_neurons) if unit_ids is None else unit_ids
-    if spikes is not None:
-        return DenseSpikes(
-            t=dt * np.arange(1, n_steps + 1),
-            spikes=spikes,
-            unit_ids=ids,
-            values="amplitude",
-            source="simulate",
-            dt=dt,
-        )
-    return SpikeTrains(
-        [np.concatenate(p) if p else np.zeros(0) for p in pieces],
+    return DenseSpikes(
+        t=dt * np.arange(1, n_steps + 1),
+        spikes=spikes,
         unit_ids=ids,
-        t_start=0.0,
-        t_stop=dt * n_steps,
+        values="amplitude",
         source="simulate",
+        dt=dt,
     )

@@ -85,7 +85,7 @@ def test_glob_without_match(cli, tmp_path):
         (
             "ambiguous.csv",
             b"t,0\n0.001,0\n0.002,0.5\n0.003,0\n",
-            ["ambiguous.csv", "--values"],
+            ["ambiguous.csv", "values"],
         ),
     ],
 )

@@ -356,10 +356,10 @@ def test_failure_mid_stream_leaves_nothing(
     cli, tmp_path, monkeypatch, dense_files, fmt
 ):
     """An error after some chunks were written removes the partial output."""
-    import spikerates.pipeline
+    import spikerates.driver
     from spikerates.errors import SpikeDataError
 
-    class FailingFilter(spikerates.pipeline.KernelFilter):
+    class FailingFilter(spikerates.driver.KernelFilter):
         calls = 0
 
         def process(self, chunk):
@@ -368,7 +368,7 @@ def test_failure_mid_stream_leaves_nothing(
                 raise SpikeDataError("simulated failure in the third chunk")
             return super().process(chunk)
 
-    monkeypatch.setattr(spikerates.pipeline, "KernelFilter", FailingFilter)
+    monkeypatch.setattr(spikerates.driver, "KernelFilter", FailingFilter)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     args = ["rates", "kernel", dense_files["npz"], "-o", out_dir / f"r.{fmt}"]

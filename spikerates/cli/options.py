@@ -1,6 +1,7 @@
 """Option groups and parameter types shared by the commands.
 
-Only ``click`` is imported here, so that ``spikerates --help`` stays instant.
+Only ``click`` and :mod:`spikerates.names` (which imports nothing) are
+imported here, so that ``spikerates --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ from typing import Any
 
 import click
 
-#: Format names accepted by ``--from`` (``phy`` is a folder, read only).
-READ_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv", "phy")
-#: Format names accepted by ``--to``.
-WRITE_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv")
-#: Meanings of dense spike values (``--values``).
-VALUE_MODES = ("auto", "counts", "amplitude")
-#: Kinds of ``--input`` signal.
-INPUT_KINDS = ("constant", "ramp", "sine", "white")
+from spikerates.names import INPUT_KINDS, READ_FORMATS, VALUE_MODES, WRITE_FORMATS
 
 FC = Callable[..., Any]
 

@@ -336,9 +336,9 @@ def plan_jobs(
             f"{len(expanded)} inputs need an output directory: -o DIR"
         )
     if to_dir:
-        from spikerates import io
+        from spikerates import io, names
 
-        known_suffix = Path(output).suffix.lower() in io.EXTENSIONS
+        known_suffix = names.format_for_extension(Path(output).suffix) is not None
         if (os.path.exists(output) and not os.path.isdir(output)) or (
             known_suffix and not os.path.isdir(output)
         ):

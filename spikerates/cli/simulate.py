@@ -21,8 +21,9 @@ from spikerates.cli.common import (
     plot_option,
     progress_bar,
 )
+from spikerates.names import SPIKING_MODELS
 
-MODELS = ("lif", "fastlif")
+MODELS = SPIKING_MODELS
 #: Streams of random numbers derived from --seed (the population uses --seed).
 INPUT_STREAM, VOLTAGE_STREAM = 1, 2
 

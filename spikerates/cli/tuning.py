@@ -19,8 +19,9 @@ from spikerates.cli.common import (
     pass_settings,
     plot_option,
 )
+from spikerates.names import NEURON_MODELS
 
-MODELS = ("softlif", "lifrate", "lif", "fastlif")
+MODELS = NEURON_MODELS
 
 
 # ----------------------------------------------------------------------------
