@@ -209,8 +209,9 @@ def _choose_tau(
     dt: float,
     pool: bool,
 ) -> np.ndarray:
-    """Gaussian ``tau`` per unit (twice the optimal standard deviation) from
-    the superimposed trials of each unit (of all units with ``pool``)."""
+    """Gaussian ``tau`` per unit (twice the optimal standard deviation, at
+    least ``2 dt``) from the superimposed trials of each unit (of all units
+    with ``pool``)."""
     from spikerates.bandwidth import optimal_bandwidth
 
     offsets = []
@@ -222,9 +223,12 @@ def _choose_tau(
         parts = [times[a:b] - e for a, b, e in zip(lo, hi, ev, strict=True)]
         offsets.append(np.concatenate(parts) if parts else np.zeros(0))
     span = n_steps * dt
+    # The superimposed offsets are exact times: search at a resolution of the
+    # window's own (2**16 bins), not of the output grid.
+    search_dt = span / 65536
 
     def sigma_of(x: np.ndarray | list) -> float:
-        return optimal_bandwidth(x, low, low + span, dt=dt).sigma
+        return optimal_bandwidth(x, low, low + span, dt=search_dt).sigma
 
     pooled = sigma_of(offsets)
     if pool:
@@ -237,7 +241,9 @@ def _choose_tau(
         raise ParameterError(
             "tau", "auto needs at least two spikes inside the trial windows"
         )
-    return 2.0 * sigma.reshape(trains.n_units)
+    # A kernel narrower than one bin of the output grid would alias: tau is at
+    # least 2 dt (a standard deviation of one bin).
+    return np.maximum(2.0 * sigma.reshape(trains.n_units), 2.0 * dt)
 
 
 def compute_psth(

@@ -209,7 +209,8 @@ def test_tau_auto_is_the_bandwidth_of_the_superimposed_trials(recording):
             for t in [trains.spike_times[0]]
         ]
     )
-    sigma = optimal_bandwidth(offsets, -0.5, 1.0, dt=0.005).sigma
+    sigma = optimal_bandwidth(offsets, -0.5, 1.0, dt=1.5 / 65536).sigma
+    assert 2 * sigma > 0.01
     assert result.tau[0] == pytest.approx(2 * sigma, rel=1e-12)
     # The silent unit takes the bandwidth of all units superimposed.
     pooled = compute_psth(
@@ -225,6 +226,18 @@ def test_tau_auto_is_the_bandwidth_of_the_superimposed_trials(recording):
     assert np.all(pooled.tau == pooled.tau[0])
     assert result.tau[2] == pooled.tau[0]
     assert pooled.attrs["tau_choice"] == "auto-pooled"
+
+
+def test_tau_auto_is_at_least_two_bins():
+    # Spikes locked to the event within 0.1 ms: the optimum is far below the
+    # 50 ms bins of the output, which cannot show it.
+    events = np.arange(1.0, 60.0)
+    spikes = np.sort(np.concatenate([events + 1e-4 * k for k in range(3)]))
+    trains = SpikeTrains([spikes], t_start=0.0, t_stop=61.0)
+    result = compute_psth(
+        trains, events, (-0.5, 0.5), dt=0.05, kind="gauss", tau="auto", n_bootstrap=5
+    )
+    assert result.tau[0] == 0.1
 
 
 def test_events_outside_every_window_and_no_events():
