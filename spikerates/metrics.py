@@ -130,23 +130,26 @@ def concat_tables(tables: Sequence[UnitTable], files: Sequence[str]) -> UnitTabl
     Parameters
     ----------
     tables : sequence of UnitTable
-        Tables with the same columns.
+        Tables to stack; a column missing from some (a label column one
+        format has and another lacks) is filled with ``""`` for text and NaN
+        for numbers.
     files : sequence of str
         The input each table came from, one per table.
 
     Returns
     -------
     UnitTable
-        Unit ids become text when the inputs mix integer and text ids.
+        Columns in order of first appearance; a column mixing text and
+        numbers across inputs (unit ids) becomes text. ``attrs`` are the
+        first table's.
     """
     if len(tables) != len(files):
         raise ValueError("one file name per table is needed")
     if not tables:
         return UnitTable({"file": np.zeros(0, dtype=str)})
-    names = tables[0].names
-    for tab in tables[1:]:
-        if tab.names != names:
-            raise ValueError("tables with different columns cannot be stacked")
+    names: list[str] = []
+    for tab in tables:
+        names += [n for n in tab.names if n not in names]
     columns: dict[str, np.ndarray] = {
         "file": np.concatenate(
             [
@@ -156,10 +159,17 @@ def concat_tables(tables: Sequence[UnitTable], files: Sequence[str]) -> UnitTabl
         ).astype(str)
     }
     for name in names:
-        parts = [np.asarray(t.columns[name]) for t in tables]
-        kinds = {p.dtype.kind for p in parts if p.size}
-        if len(kinds) > 1 and kinds & {"U", "S", "O"}:
-            parts = [p.astype(str) for p in parts]
+        present = [np.asarray(t.columns[name]) for t in tables if name in t.columns]
+        text = any(p.dtype.kind in "USO" for p in present)
+        parts = []
+        for tab in tables:
+            if name in tab.columns:
+                part = np.asarray(tab.columns[name])
+            elif text:
+                part = np.full(tab.n_rows, "", dtype=str)
+            else:
+                part = np.full(tab.n_rows, np.nan)
+            parts.append(part.astype(str) if text else part)
         columns[name] = np.concatenate(parts)
     return UnitTable(columns, dict(tables[0].attrs))
 

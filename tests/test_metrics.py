@@ -354,5 +354,11 @@ def test_table_rows_and_concat():
     rows = both.rows()
     assert rows[0] == {"file": "f1.nwb", "cluster_id": "1", "x": 0.5}
     assert np.isnan(rows[1]["x"])
+    c = UnitTable({"cluster_id": np.array([5]), "quality": np.array(["good"])})
+    mixed = concat_tables([a, c], ["f1", "f3"])
+    assert mixed.names == ["file", "cluster_id", "x", "quality"]
+    np.testing.assert_array_equal(mixed.columns["quality"], ["", "", "good"])
+    assert np.isnan(mixed.columns["x"][2])
+    np.testing.assert_array_equal(mixed.columns["cluster_id"], [1, 2, 5])
     with pytest.raises(ValueError, match="lengths"):
         UnitTable({"a": np.zeros(2), "b": np.zeros(3)})
