@@ -1026,7 +1026,7 @@ def test_glob_without_match(tmp_path):
         (
             "ambiguous.csv",
             b"t,0\n0.001,0\n0.002,0.5\n0.003,0\n",
-            ["ambiguous.csv", "--values"],
+            ["ambiguous.csv", "values"],
         ),
     ],
 )
@@ -1230,9 +1230,9 @@ def test_every_option_is_tested():
 @pytest.mark.parametrize("fmt", ["npz", "h5", "csv"])
 def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, fmt):
     """An error after some chunks were written removes the partial output."""
-    import spikerates.pipeline
+    import spikerates.driver
 
-    class FailingFilter(spikerates.pipeline.KernelFilter):
+    class FailingFilter(spikerates.driver.KernelFilter):
         calls = 0
 
         def process(self, chunk):
@@ -1241,7 +1241,7 @@ def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, f
                 raise ValueError("simulated failure in the third chunk")
             return super().process(chunk)
 
-    monkeypatch.setattr(spikerates.pipeline, "KernelFilter", FailingFilter)
+    monkeypatch.setattr(spikerates.driver, "KernelFilter", FailingFilter)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     args = ["rates", "kernel", dense_files["npz"], "-o", out_dir / f"r.{fmt}"]

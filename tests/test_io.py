@@ -810,7 +810,7 @@ MALFORMED = {
     "ambiguous values": (
         lambda p: _npz(p / "x.npz", t=T5, spikes=[[0.5], [0], [1], [0], [0]]),
         {},
-        "give --values counts or --values amplitude",
+        "give values='counts' or values='amplitude'",
     ),
     "dt disagrees": (
         lambda p: _npz(p / "x.npz", t=T5, spikes=np.zeros((5, 1))),

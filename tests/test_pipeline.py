@@ -189,17 +189,18 @@ def test_kernel_border_correction_streams(trains, dense, kind):
 
 @pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 16])
 @pytest.mark.parametrize("chunk", [1, 41, 160, 1000])
-def test_kernel_events_batches_equal_whole(
-    monkeypatch, trains, dense, chunk, batch_spikes
-):
+def test_kernel_events_batches_equal_whole(trains, dense, chunk, batch_spikes):
     """Events are binned a few chunks at a time; batch edges change nothing."""
-    import spikerates.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline, "_BATCH_SPIKES", batch_spikes)
     t, amplitude = dense
     expected = rates_kernel(t, amplitude, kind="alpha", tau=0.02)
     _, _, _, got = stream(
-        trains, chunk, method="kernel", kind="alpha", tau=0.02, t_stop=trains.t_stop
+        trains,
+        chunk,
+        method="kernel",
+        kind="alpha",
+        tau=0.02,
+        t_stop=trains.t_stop,
+        batch_spikes=batch_spikes,
     )
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
     assert np.array_equal(got == 0, expected == 0)
@@ -347,6 +348,7 @@ def test_summary_window_and_outside(trains):
         "t_start": 0.1,
         "t_stop": pytest.approx(0.5),
         "n_outside": n_total - n_inside,
+        "notes": [],
     }
     (writer,) = made
     assert writer.n_rows == 400
@@ -385,17 +387,16 @@ def test_progress_adds_up(trains):
     assert max(done) <= 50
 
 
-def test_chunks_capped_for_many_units(monkeypatch):
+def test_chunks_capped_for_many_units():
     """Many units shrink the chunk so one chunk stays within the value budget."""
-    import spikerates.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline, "MAX_CHUNK_VALUES", 1000)
     trains = SpikeTrains(
         spike_times=[np.array([0.01 * (j + 1)]) for j in range(100)],
         unit_ids=np.arange(100),
     )
     factory, made = list_factory()
-    pipeline.estimate_rates(trains, factory, method="isi", dt=DT, t_stop=1.0)
+    estimate_rates(
+        trains, factory, method="isi", dt=DT, t_stop=1.0, max_chunk_values=1000
+    )
     assert max(len(v) for v in made[0].values) <= 10
 
 
