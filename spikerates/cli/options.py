@@ -1,7 +1,7 @@
-"""Shared options and parameter types of the command line.
+"""Option groups and parameter types shared by the commands.
 
-Only ``click`` is imported here so that ``spikerates --help`` stays instant;
-numpy and the library modules are imported inside the command bodies.
+Only ``click`` and :mod:`spikerates.names` (which imports nothing) are
+imported here, so that ``spikerates --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,20 +13,7 @@ from typing import Any
 
 import click
 
-#: Format names accepted by ``--from`` (``phy`` is a folder, read only).
-READ_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv", "phy")
-#: Format names accepted by ``--to``.
-WRITE_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv")
-#: File extension written for each output format name.
-FORMAT_EXTENSIONS = {
-    "hdf5": ".h5",
-    "h5": ".h5",
-    "nwb": ".nwb",
-    "npz": ".npz",
-    "csv": ".csv",
-    "tsv": ".tsv",
-}
-INPUT_KINDS = ("constant", "ramp", "sine", "white")
+from spikerates.names import INPUT_KINDS, READ_FORMATS, VALUE_MODES, WRITE_FORMATS
 
 FC = Callable[..., Any]
 
@@ -117,7 +104,7 @@ class InputSignalType(click.ParamType):
     are checked by the library when the signal is made.
     """
 
-    name = "SPEC|FILE"
+    name = "KIND:ARGS|FILE"
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -252,7 +239,7 @@ def spike_input_options(*, chunking: bool) -> FC:
         ),
         click.option(
             "--values",
-            type=click.Choice(("auto", "counts", "amplitude")),
+            type=click.Choice(VALUE_MODES),
             default="auto",
             show_default=True,
             help="Dense input values: spike counts per bin, or amplitude 1/dt "

@@ -8,20 +8,27 @@ so memory stays bounded whatever the recording's length.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from spikerates.cli.events import DEFAULT_DT, ReadOptions, check_window, read_source
-from spikerates.cli.options import (
+from spikerates.cli.common import (
+    DEFAULT_DT,
     POSITIVE,
+    Job,
+    ReadOptions,
+    Report,
+    check_window,
     inputs_argument,
     output_options,
+    plan_jobs,
+    progress_bar,
+    read_source,
+    run_jobs,
     spike_input_options,
+    window_note,
 )
-from spikerates.cli.runner import Job, Report, plan_jobs, run_jobs
 from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
 
 #: Most time rows kept in memory for a --plot figure (block means).
@@ -179,13 +186,14 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     source = read_source(job.source, read, lazy=True)
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
-    if not dense:
-        _check_grid(source, dt, read, job.source)
-    keeper = _PlotRows() if job.plot_path is not None else None
+    plot_rows = None
 
     def writer_factory(n_rows: int, unit_ids: np.ndarray, attrs: dict[str, Any]):
-        if keeper is not None:
-            keeper.start(n_rows, unit_ids)
+        nonlocal plot_rows
+        if job.plot_path is not None:
+            from spikerates.plot import BlockMeans
+
+            plot_rows = BlockMeans(n_rows, len(unit_ids), PLOT_ROWS)
         if bar is not None:
             bar.reset(total=n_rows)
         writer = io.open_matrix_writer(
@@ -197,15 +205,9 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
             dtype=np.dtype(params.dtype),
             attrs=attrs,
         )
-        return _Tee(writer, keeper)
+        return _Tee(writer, plot_rows)
 
-    bar = None
-    if report.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=0, unit="step", file=click.get_text_stream("stderr"), leave=False
-        )
+    bar = progress_bar(0, enabled=report.progress)
     try:
         summary = pipeline.estimate_rates(
             source,
@@ -224,44 +226,25 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
             bar.close()
         if dense:
             source.close()
-    if summary["n_outside"]:
-        report.note(
-            f"{summary['n_outside']} spikes outside the window "
-            f"({summary['t_start']:g}, {summary['t_stop']:g}] s were left out"
-        )
+    window_note(report, summary["n_outside"], summary["t_start"], summary["t_stop"])
     report.summary(
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
         f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
     )
-    if keeper is not None:
+    if plot_rows is not None:
         from spikerates.plot import plot_rates
 
-        t, values = keeper.result()
-        plot_rates(t, values, keeper.unit_ids, job.plot_path)
-
-
-def _check_grid(trains, dt: float, read: ReadOptions, path: str) -> None:
-    """Refuse a grid without time steps (nothing to estimate)."""
-    from spikerates.errors import SpikeDataError
-
-    grid = trains.grid(dt, t_start=read.t_start, t_stop=read.t_stop)
-    if grid.n_steps < 1:
-        if trains.n_spikes == 0 and read.t_stop is None:
-            why = "there are no spikes to set the time window; give --t-stop"
-        else:
-            why = (
-                f"the window ({grid.t_start:g}, {grid.t_stop:g}] s holds no time "
-                f"step of {dt:g} s; check --t-start/--t-stop"
-            )
-        raise SpikeDataError(why, path=path)
+        t, values = plot_rows.result()
+        plot_rates(t, values, source.unit_ids, job.plot_path)
 
 
 class _Tee:
-    """A matrix writer context that also hands each chunk to a row keeper."""
+    """A matrix writer context that also hands each chunk to the plot's
+    block means."""
 
-    def __init__(self, writer, keeper: _PlotRows | None) -> None:
+    def __init__(self, writer, plot_rows) -> None:
         self.writer = writer
-        self.keeper = keeper
+        self.plot_rows = plot_rows
         self.inner = None
 
     def __enter__(self):
@@ -273,45 +256,5 @@ class _Tee:
 
     def append(self, t_chunk, values) -> None:
         self.inner.append(t_chunk, values)
-        if self.keeper is not None:
-            self.keeper.append(t_chunk, values)
-
-
-class _PlotRows:
-    """Block means of the rate rows, at most :data:`PLOT_ROWS` of them.
-
-    Keeps the memory of a --plot figure bounded however long the recording.
-    """
-
-    def __init__(self) -> None:
-        self.unit_ids = None
-
-    def start(self, n_rows: int, unit_ids) -> None:
-        import numpy as np
-
-        self.unit_ids = unit_ids
-        n_units = len(unit_ids)
-        self.block = max(1, math.ceil(n_rows / PLOT_ROWS))
-        n_out = math.ceil(n_rows / self.block) if n_rows else 0
-        self.t_sum = np.zeros(n_out)
-        self.r_sum = np.zeros((n_out, n_units))
-        self.count = np.zeros(n_out)
-        self.row = 0
-
-    def append(self, t_chunk, values) -> None:
-        import numpy as np
-
-        n = len(t_chunk)
-        if n == 0:
-            return
-        which = (self.row + np.arange(n)) // self.block
-        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
-        blocks = which[starts]
-        self.t_sum[blocks] += np.add.reduceat(np.asarray(t_chunk, float), starts)
-        self.r_sum[blocks] += np.add.reduceat(np.asarray(values, float), starts, axis=0)
-        self.count[blocks] += np.diff(np.r_[starts, n])
-        self.row += n
-
-    def result(self):
-        counts = self.count[:, None]
-        return self.t_sum / self.count, self.r_sum / counts
+        if self.plot_rows is not None:
+            self.plot_rows.add(t_chunk, values)

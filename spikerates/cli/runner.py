@@ -1,10 +1,12 @@
 """Running a command over one or many inputs, and reporting errors.
 
-Every user-facing failure (:class:`~spikerates.errors.SpikeratesError`,
-``ValueError``, ``OSError``) becomes one line on standard error,
-``spikerates: error: <file>: <dataset>: <what>``, and exit status 1. With
-several inputs each one runs on its own (optionally in a process pool): a
-failing input reports its line and the others still run.
+A user-facing failure (:class:`~spikerates.errors.SpikeratesError`, or an
+``OSError`` such as a missing file) becomes one line on standard error,
+``spikerates: error: <file>: <dataset>: <what>``, and exit status 1. Any
+other exception is a bug in spikerates: one line ``spikerates: internal
+error: <Type>: <what>`` (and the traceback with ``-v``), exit status 1.
+With several inputs each one runs on its own (optionally in a process
+pool): a failing input reports its line and the others still run.
 
 Only the standard library and ``click`` are imported at module level.
 """
@@ -21,11 +23,10 @@ from pathlib import Path
 
 import click
 
-from spikerates.cli.options import FORMAT_EXTENSIONS
 from spikerates.errors import SpikeratesError
 
 #: Exceptions that mean bad data, a bad parameter or an I/O problem.
-USER_ERRORS = (SpikeratesError, ValueError, OSError)
+USER_ERRORS = (SpikeratesError, OSError)
 
 PROG = "spikerates"
 
@@ -42,11 +43,15 @@ class Settings:
     quiet: bool = False
 
 
+#: Decorator passing the :class:`Settings` of the run to a command.
+pass_settings = click.make_pass_decorator(Settings, ensure=True)
+
+
 def settings(ctx: click.Context | None = None) -> Settings:
     """The :class:`Settings` of the running command."""
-    ctx = ctx or click.get_current_context()
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, Settings) else Settings()
+    ctx = ctx or click.get_current_context(silent=True)
+    found = ctx.find_object(Settings) if ctx is not None else None
+    return found if found is not None else Settings()
 
 
 # ----------------------------------------------------------------------------
@@ -90,9 +95,35 @@ def describe_error(exc: BaseException, source: str | None = None) -> str:
     return " ".join(text.split())
 
 
-def echo_error(text: str) -> None:
-    """Write ``spikerates: error: <text>`` on standard error."""
-    click.echo(f"{PROG}: error: {text}", err=True)
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's mistake (bad data, parameter, file),
+    as opposed to a bug in spikerates."""
+    return isinstance(exc, USER_ERRORS)
+
+
+def describe_internal_error(exc: BaseException, source: str | None = None) -> str:
+    """One line ``[<file>: ]<Type>: <what>`` for an unexpected exception."""
+    what = " ".join(str(exc).split())
+    text = type(exc).__name__ + (f": {what}" if what else "")
+    where = display_name(source)
+    return f"{where}: {text}" if where is not None else text
+
+
+def error_line(text: str, *, internal: bool = False, verbose: bool = False) -> str:
+    """The stderr line of an error (an internal one asks for ``-v``)."""
+    if not internal:
+        return f"{PROG}: error: {text}"
+    hint = "" if verbose else " (rerun with -v for the traceback)"
+    return f"{PROG}: internal error: {text}{hint}"
+
+
+def report_exception(exc: BaseException, config: Settings) -> None:
+    """Print the one line for ``exc`` (and the traceback with ``-v``)."""
+    internal = not is_user_error(exc)
+    if config.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = describe_internal_error(exc) if internal else describe_error(exc)
+    click.echo(error_line(text, internal=internal, verbose=config.verbose), err=True)
 
 
 def stderr_is_terminal() -> bool:
@@ -151,6 +182,8 @@ class Outcome:
     info: list[str]
     error: str | None = None
     trace: str | None = None
+    #: The error is a bug in spikerates, not the user's mistake.
+    internal: bool = False
 
 
 #: A task does the work for one job; it raises on failure.
@@ -158,7 +191,7 @@ Task = Callable[[Job, Report], None]
 
 
 def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
-    """Run ``task`` on ``job``, turning user errors into an :class:`Outcome`."""
+    """Run ``task`` on ``job``, turning any failure into an :class:`Outcome`."""
     report = Report(job.source, progress=progress)
     if job.error is not None:
         return Outcome(job, [], [], error=job.error)
@@ -166,15 +199,18 @@ def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
         if job.in_directory:
             os.makedirs(os.path.dirname(job.target), exist_ok=True)
         task(job, report)
-    except USER_ERRORS as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
+    except BrokenPipeError:
+        raise
+    except Exception as exc:
+        internal = not is_user_error(exc)
+        describe = describe_internal_error if internal else describe_error
         return Outcome(
             job,
             report.notes,
             report.info,
-            error=describe_error(exc, job.source),
+            error=describe(exc, job.source),
             trace=traceback.format_exc(),
+            internal=internal,
         )
     return Outcome(job, report.notes, report.info)
 
@@ -229,7 +265,7 @@ def output_format(target: str, to_format: str | None) -> str:
 
     try:
         return io.detect_format(target, to_format, for_writing=True)
-    except ValueError as exc:
+    except SpikeratesError as exc:
         message = describe_error(exc)
         if "--to" not in message:
             message += " (use --to FORMAT)"
@@ -278,14 +314,9 @@ def plan_jobs(
             f"{len(expanded)} inputs need an output directory: -o DIR"
         )
     if to_dir:
-        known_suffix = Path(output).suffix.lower() in (
-            ".h5",
-            ".hdf5",
-            ".nwb",
-            ".npz",
-            ".csv",
-            ".tsv",
-        )
+        from spikerates import io, names
+
+        known_suffix = names.format_for_extension(Path(output).suffix) is not None
         if (os.path.exists(output) and not os.path.isdir(output)) or (
             known_suffix and not os.path.isdir(output)
         ):
@@ -294,7 +325,7 @@ def plan_jobs(
                 param_hint="'-o' / '--output'",
             )
         fmt = to_format or "npz"
-        ext = FORMAT_EXTENSIONS[fmt]
+        ext = io.extension_for(fmt)
         stems = [input_stem(s) for s in sources]
         duplicates = sorted({s for s in stems if stems.count(s) > 1})
         if duplicates:
@@ -405,7 +436,11 @@ def _report(outcomes: Iterable[Outcome], config: Settings, bar) -> int:
             failed += 1
             if config.verbose and outcome.trace:
                 lines.append(outcome.trace.rstrip("\n"))
-            lines.append(f"{PROG}: error: {outcome.error}")
+            lines.append(
+                error_line(
+                    outcome.error, internal=outcome.internal, verbose=config.verbose
+                )
+            )
         for line in lines:
             if bar is not None and not bar.disable:
                 bar.write(line, file=sys.stderr)
@@ -414,17 +449,3 @@ def _report(outcomes: Iterable[Outcome], config: Settings, bar) -> int:
         if bar is not None:
             bar.update(1)
     return failed
-
-
-def fail_on_user_error(func: Callable[[], None], source: str | None = None) -> None:
-    """Run ``func`` (a command without inputs) with the one-line error rule."""
-    config = settings()
-    try:
-        func()
-    except USER_ERRORS as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
-        if config.verbose:
-            traceback.print_exc(file=sys.stderr)
-        echo_error(describe_error(exc, source))
-        raise SystemExit(1) from None
