@@ -124,7 +124,7 @@ def test_read_nwb_trials_table(tmp_path):
     cols = read_events_table(path)
     np.testing.assert_array_equal(cols["start_time"], [1.0, 3.0, 5.0])
     np.testing.assert_array_equal(cols["condition"], ["left", "right", "left"])
-    with pytest.raises(SpikeDataError, match=r"tables under /intervals: trials"):
+    with pytest.raises(SpikeDataError, match=r"/intervals/epochs.*holds trials"):
         read_events_table(path, table="epochs")
 
 

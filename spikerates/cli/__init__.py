@@ -18,6 +18,9 @@ import click
 
 from spikerates import __version__
 from spikerates.cli.events import events
+from spikerates.cli.info import info
+from spikerates.cli.metrics import metrics
+from spikerates.cli.psth import psth
 from spikerates.cli.rates import rates
 from spikerates.cli.runner import Settings, report_exception, settings
 from spikerates.cli.simulate import simulate
@@ -94,6 +97,9 @@ cli.add_command(events)
 cli.add_command(rates)
 cli.add_command(tuning)
 cli.add_command(simulate)
+cli.add_command(info)
+cli.add_command(metrics)
+cli.add_command(psth)
 
 
 def main() -> None:

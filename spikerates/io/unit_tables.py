@@ -4,8 +4,9 @@
   (one row per unit) as TSV, CSV, JSON, NPZ or HDF5, atomically;
   :func:`format_text_table` lays it out for a terminal.
 * :func:`read_events_table` reads event times with their other columns from
-  a CSV/TSV/NPZ file, or an NWB ``TimeIntervals`` table (``/intervals/<name>``,
-  e.g. ``trials``) from an HDF5/NWB file.
+  a CSV/TSV/NPZ file (a ``time`` column; no intervals needed), or an NWB
+  ``TimeIntervals`` table (``/intervals/<name>``, e.g. ``trials``) from an
+  HDF5/NWB file through :func:`spikerates.io.intervals.read_time_intervals_table`.
 """
 
 from __future__ import annotations
@@ -225,54 +226,6 @@ def _text_columns(path: str, text: str, sep: str) -> dict[str, np.ndarray]:
     return {h: np.array(v, dtype=str) for h, v in zip(header, values, strict=True)}
 
 
-def _hdf5_table(path: str, name: str) -> dict[str, np.ndarray]:
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise SpikeDataError(f"cannot be read as HDF5 ({exc})", path=path) from None
-    with f:
-        where = name if name.startswith("/") else f"/intervals/{name}"
-        group = f.get(where)
-        if not isinstance(group, h5py.Group):
-            present = list(f["intervals"]) if "intervals" in f else []
-            listed = ", ".join(present) if present else "none"
-            raise SpikeDataError(
-                f"has no time-intervals table {where} (tables under /intervals: "
-                f"{listed})",
-                path=path,
-            )
-        out: dict[str, np.ndarray] = {}
-        lengths = set()
-        for key in group:
-            ds = group[key]
-            if not isinstance(ds, h5py.Dataset) or key.endswith("_index"):
-                continue
-            if key + "_index" in group or ds.ndim != 1:
-                continue  # ragged or multi-dimensional columns are not labels
-            if ds.shape[0] > MAX_EVENT_ROWS:
-                raise SpikeDataError(
-                    f"more than {MAX_EVENT_ROWS} rows", path=path, dataset=ds.name
-                )
-            arr = ds[()]
-            if arr.dtype.kind in "OS":
-                arr = np.array(
-                    [
-                        v.decode("utf-8") if isinstance(v, bytes) else str(v)
-                        for v in arr
-                    ],
-                    dtype=str,
-                )
-            out[key] = arr
-            lengths.add(arr.shape[0])
-        if len(lengths) > 1:
-            raise SpikeDataError(
-                "columns of different lengths", path=path, dataset=group.name
-            )
-        return out
-
-
 def read_events_table(
     path: str | os.PathLike,
     *,
@@ -307,7 +260,9 @@ def read_events_table(
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"\x89HDF") or ext in (".h5", ".hdf5", ".hdf", ".nwb"):
-        return _hdf5_table(path, table or "trials")
+        from spikerates.io.intervals import read_time_intervals_table
+
+        return read_time_intervals_table(path, table or "trials")
     if head.startswith(b"PK") or ext == ".npz":
         try:
             with np.load(path, allow_pickle=False) as z:
