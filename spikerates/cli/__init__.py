@@ -22,6 +22,7 @@ from spikerates.cli.info import info
 from spikerates.cli.metrics import metrics
 from spikerates.cli.psth import psth
 from spikerates.cli.rates import rates
+from spikerates.cli.rates_count import count
 from spikerates.cli.runner import Settings, report_exception, settings
 from spikerates.cli.simulate import simulate
 from spikerates.cli.tuning import tuning
@@ -94,6 +95,7 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 
 cli.add_command(events)
+rates.add_command(count)
 cli.add_command(rates)
 cli.add_command(tuning)
 cli.add_command(simulate)

@@ -9,6 +9,7 @@ import click
 
 from spikerates.cli.common import (
     POSITIVE,
+    TAU,
     analysis_input_options,
     note,
     option_errors,
@@ -43,26 +44,6 @@ class WindowType(click.ParamType):
         if not low < high:
             self.fail(f"{value!r}: LOW must be below HIGH", param, ctx)
         return low, high
-
-
-class TauType(click.ParamType):
-    """A kernel time constant in seconds (> 0), or ``auto``."""
-
-    name = "SECONDS|auto"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, float) or value == "auto":
-            return value
-        text = str(value).strip().lower()
-        if text == "auto":
-            return "auto"
-        try:
-            tau = float(text)
-        except ValueError:
-            self.fail(f"{value!r}: expected seconds > 0 or auto", param, ctx)
-        if not tau > 0 or tau == float("inf"):
-            self.fail(f"{value!r}: must be > 0 seconds", param, ctx)
-        return tau
 
 
 @click.command(
@@ -115,7 +96,7 @@ Examples:
 )
 @click.option(
     "--tau",
-    type=TauType(),
+    type=TAU,
     default=None,
     help="Kernel time constant in seconds (gauss: 2 standard deviations), or "
     "auto: the optimal Gaussian bandwidth of each unit's superimposed trials "
