@@ -63,6 +63,7 @@ def _events_task(
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     data = read_source(job.source, read)
+    report.count(data)
     dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):
         dt = data.dt

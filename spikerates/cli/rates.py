@@ -15,7 +15,7 @@ import click
 
 from spikerates.cli.common import (
     DEFAULT_DT,
-    POSITIVE,
+    TAU,
     Job,
     ReadOptions,
     Report,
@@ -70,9 +70,16 @@ def _rates_command(method: str, **options: Any) -> None:
         options["inputs"], options["output"], options["to_format"], options["plot_path"]
     )
     if method == "kernel":
+        if options["tau"] == "auto" and options["kind"] != "gauss":
+            raise click.BadParameter(
+                "auto is defined for the gauss kernel only", param_hint="'--tau'"
+            )
+        if options["pool"] and options["tau"] != "auto":
+            raise click.UsageError("--pool goes with --tau auto")
         estimator = {
             "kind": options["kind"],
             "tau": options["tau"],
+            "pool": options["pool"],
             "normalize": options["normalize"],
             "causal": options["causal"],
             "border_correction": options["border_correction"],
@@ -110,10 +117,18 @@ Examples:
 )
 @click.option(
     "--tau",
-    type=POSITIVE,
+    type=TAU,
     default=0.04,
     show_default=True,
-    help="Kernel time constant in seconds (gauss: 2 standard deviations).",
+    help="Kernel time constant in seconds (gauss: 2 standard deviations), or "
+    "auto (gauss only): per unit, twice the optimal bandwidth of Shimazaki & "
+    "Shinomoto (2010) over the window, written to the output's tau attribute "
+    "and printed with -v.",
+)
+@click.option(
+    "--pool",
+    is_flag=True,
+    help="With --tau auto, one bandwidth for all units superimposed.",
 )
 @click.option(
     "--normalize",
@@ -187,6 +202,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
     read = params.read
     source = read_source(job.source, read, lazy=True)
+    report.count(source)
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
     plot_rows = None
@@ -211,10 +227,17 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         )
         return _Tee(writer, plot_rows)
 
+    estimator = dict(params.estimator)
+    pool = estimator.pop("pool", False)
     try:
         with staged_outputs(job.target, job.plot_path) as (target, figure):
             bar = progress_bar(0, enabled=report.progress)
-            summary = pipeline.estimate_rates(
+            run = pipeline.estimate_rates
+            if estimator.get("tau") == "auto":
+                run, source, estimator = _auto_tau(
+                    source, dt, read, pool, estimator, report
+                )
+            summary = run(
                 source,
                 writer_factory,
                 method=params.method,
@@ -225,7 +248,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
                 dtype=np.dtype(params.dtype),
                 progress=bar.update if bar is not None else None,
                 max_output_bytes=params.max_output_bytes,
-                **params.estimator,
+                **estimator,
             )
             if bar is not None:
                 bar.close()
@@ -246,6 +269,32 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
         f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
     )
+
+
+def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Report):
+    """Choose tau from the data; the runner and estimator options to use."""
+    import numpy as np
+
+    from spikerates import auto_tau, pipeline
+    from spikerates.spiketrains import DenseSpikes, dense_to_events
+
+    if isinstance(source, DenseSpikes):
+        dense, dt = source, source.dt
+        source = dense_to_events(dense)
+        dense.close()
+    taus = auto_tau.choose_taus(source, dt, read.t_start, read.t_stop, pool=pool)
+    shown = ", ".join(
+        f"{u}: {t:.4g} s" for u, t in zip(source.unit_ids.tolist(), taus, strict=True)
+    )
+    report.summary(f"tau auto{' (pooled)' if pool else ''}: {shown}")
+    estimator = {k: v for k, v in estimator.items() if k != "tau"}
+    if pool or np.all(taus == taus[:1]):
+        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}
+
+    def per_unit(source, writer_factory, *, method, **options):
+        return auto_tau.estimate_rates_per_unit(source, writer_factory, taus, **options)
+
+    return per_unit, source, estimator
 
 
 class _Tee:
