@@ -296,6 +296,10 @@ def _spike_examples(command: list[str], base: list[str]) -> dict:
         ),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
         "--max-output-size": _ex(base, ["--max-output-size", "100"], "refused"),
+        "--id-column": _ex([*command, "{nwb}"], ["--id-column", "quality"]),
+        "--segment": _ex(
+            [*command, "{segments}", "--segment", "0"], ["--segment", "1"]
+        ),
     }
 
 
@@ -304,6 +308,11 @@ def _rates_examples(command: list[str]) -> dict:
     examples = _spike_examples(command, base)
     examples["--chunk-duration"] = _ex(base, ["--chunk-duration", "0.07"], "same")
     examples["--dtype"] = _ex(base, ["--dtype", "float32"])
+    on_events = [*command, "{events}", "--t-start", "0"]
+    examples["--epochs"] = _ex(on_events, ["--epochs", "{epochs}"])
+    # kernel rates are binned by default, ISI rates of spike times exact
+    flag = "--exact" if command[-1] == "kernel" else "--binned"
+    examples["--exact"] = _ex(on_events, [flag])
     return examples
 
 
@@ -453,6 +462,11 @@ def option_inputs(tmp_path_factory, dense_files, events_file, phy_dir, dense_spi
     np.savez(fractional, t=0.5 * np.arange(1, 201), spikes=0.7 * occupied)
     neurons = root / "neurons.csv"
     neurons.write_text("max_rate,intercept,encoder\n150,-0.2,1\n250,0.3,-1\n")
+    epochs = root / "epochs.csv"
+    epochs.write_text("start,stop\n0.05,0.12\n0.2,0.28\n")
+    nwb = _write_nwb(root / "units.nwb")
+    segments = root / "segments.npz"
+    _write_segments(segments)
     return {
         "dense": dense_files["npz"],
         "dat": str(dat),
@@ -462,7 +476,46 @@ def option_inputs(tmp_path_factory, dense_files, events_file, phy_dir, dense_spi
         "halves": str(halves),
         "fractional": str(fractional),
         "neurons": str(neurons),
+        "epochs": str(epochs),
+        "nwb": str(nwb),
+        "segments": str(segments),
     }
+
+
+def _write_nwb(path):
+    """An NWB Units table (pynwb) whose 'quality' column names each unit."""
+    import warnings
+    from datetime import datetime, timezone
+
+    import pynwb
+
+    nwb = pynwb.NWBFile(
+        session_description="options",
+        identifier="options",
+        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    )
+    nwb.add_unit_column("quality", "a name per unit")
+    for unit, (times, name) in enumerate(
+        [([0.1, 0.25, 0.3], "alpha"), ([0.05, 0.2], "beta")]
+    ):
+        nwb.add_unit(spike_times=times, id=unit, quality=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    return path
+
+
+def _write_segments(path) -> None:
+    """A SpikeInterface sorting of two segments with different spikes."""
+    import spikeinterface.core as si
+
+    segments = [
+        {0: np.array([10, 200, 300]), 1: np.array([50, 60])},
+        {0: np.array([5, 15]), 1: np.array([100, 250, 280])},
+    ]
+    sorting = si.NumpySorting.from_unit_dict(segments, sampling_frequency=1000.0)
+    si.NpzSortingExtractor.write_sorting(sorting, str(path))
 
 
 def _outputs(result, folder) -> dict:

@@ -24,6 +24,7 @@ from spikerates.cli.options import (
     TAU,
     UNIT_LIST,
     RangeType,
+    exact_and_epochs_options,
     inputs_argument,
     neuron_options,
     output_options,
@@ -67,6 +68,7 @@ __all__ = [
     "check_output_size",
     "check_outputs_are_not_inputs",
     "echo_line",
+    "exact_and_epochs_options",
     "events_output_bytes",
     "check_window",
     "staged_outputs",
@@ -285,6 +287,8 @@ class ReadOptions:
     labels: tuple[str, ...] = ()
     t_start: float | None = None
     t_stop: float | None = None
+    id_column: str | None = None
+    segment: int | None = None
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ReadOptions:
@@ -298,6 +302,8 @@ class ReadOptions:
             labels=tuple(options["labels"]),
             t_start=options["t_start"],
             t_stop=options["t_stop"],
+            id_column=options.get("id_column"),
+            segment=options.get("segment"),
         )
 
 
@@ -310,8 +316,14 @@ def check_window(options: dict[str, Any]) -> None:
         )
 
 
-def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
+def read_source(
+    path: str, read: ReadOptions, *, lazy: bool = False, report: Report | None = None
+):
     """Read spikes and apply ``--label`` and ``--units``.
+
+    With ``report``, say (with ``-v``) which table and id column the units
+    came from, and note which spike table was chosen when the file held
+    several.
 
     Returns
     -------
@@ -328,7 +340,22 @@ def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
         values=read.values,
         dt=read.dt,
         lazy=lazy,
+        id_column=read.id_column,
+        segment=read.segment,
     )
+    info = getattr(data, "info", None) or {}
+    if report is not None and info:
+        described = [
+            f"{key} {info[key]}"
+            for key in ("format", "layout", "table")
+            if info.get(key)
+        ]
+        if info.get("id_column"):
+            described.append(f"unit ids from column {info['id_column']}")
+        if described:
+            report.summary("read " + ", ".join(described))
+        if info.get("choice"):
+            report.note(str(info["choice"]))
     try:
         if read.labels:
             data = _select_labels(data, read.labels, path)

@@ -62,7 +62,7 @@ def _events_task(
     from spikerates import io
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
-    data = read_source(job.source, read)
+    data = read_source(job.source, read, report=report)
     report.count(data)
     dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):

@@ -447,6 +447,20 @@ def spike_input_options(*, chunking: bool) -> FC:
             help="HDF5 path of the spikes when the file holds several.",
         ),
         click.option(
+            "--id-column",
+            default=None,
+            metavar="COL",
+            help="Column of the units table naming the units. Default: "
+            "unit_name or _name when present and unique, else the row id.",
+        ),
+        click.option(
+            "--segment",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Segment of a multi-segment SpikeInterface sorting.",
+        ),
+        click.option(
             "--values",
             type=click.Choice(VALUE_MODES),
             default="auto",
@@ -476,6 +490,31 @@ def spike_input_options(*, chunking: bool) -> FC:
             ),
         ]
     return _apply(options)
+
+
+def exact_and_epochs_options(default_exact: str) -> FC:
+    """``--exact/--binned`` and ``--epochs FILE`` of the rate estimators."""
+    return _apply(
+        [
+            click.option(
+                "--exact/--binned",
+                "exact",
+                default=None,
+                help="Spike times: use them as they are (--exact), or bin them "
+                f"on the grid first (--binned, the reference's semantics). "
+                f"Default: {default_exact}. Dense input is always binned.",
+            ),
+            click.option(
+                "--epochs",
+                "epochs_file",
+                default=None,
+                metavar="FILE",
+                help="Intervals where the units count as observed: a CSV/TSV "
+                "with columns start,stop (seconds) or an NWB file's "
+                "TimeIntervals table; rates are NaN outside them.",
+            ),
+        ]
+    )
 
 
 def neuron_options(models: tuple[str, ...], default_model: str) -> FC:

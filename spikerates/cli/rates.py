@@ -20,6 +20,7 @@ from spikerates.cli.common import (
     ReadOptions,
     Report,
     check_window,
+    exact_and_epochs_options,
     inputs_argument,
     output_options,
     plan_jobs,
@@ -46,6 +47,7 @@ class RateOptions:
     chunk_duration: float = 60.0
     dtype: str = "float64"
     max_output_bytes: int | None = None
+    epochs_file: str | None = None
 
 
 @click.group(
@@ -86,6 +88,8 @@ def _rates_command(method: str, **options: Any) -> None:
         }
     else:
         estimator = {"interp": options["interp"], "midpoint": options["midpoint"]}
+    if options["exact"] is not None:
+        estimator["exact"] = options["exact"]
     params = RateOptions(
         read=ReadOptions.from_options(options),
         method=method,
@@ -93,6 +97,7 @@ def _rates_command(method: str, **options: Any) -> None:
         chunk_duration=options["chunk_duration"],
         dtype=options["dtype"],
         max_output_bytes=options["max_output_bytes"],
+        epochs_file=options["epochs_file"],
     )
     run_jobs(functools.partial(_rates_task, params), jobs, options["jobs"])
 
@@ -147,6 +152,7 @@ Examples:
     help="Divide rates near the start and end of the recording by the "
     "fraction of the kernel's mass that falls inside it.",
 )
+@exact_and_epochs_options("--binned")
 def kernel(inputs: tuple[str, ...], **options: Any) -> None:
     """Kernel rates: spikes convolved with a smoothing kernel.
 
@@ -180,6 +186,7 @@ Examples:
     is_flag=True,
     help="Place each 1/ISI point at the middle of its interval instead of its start.",
 )
+@exact_and_epochs_options("--exact")
 def isi(inputs: tuple[str, ...], **options: Any) -> None:
     """ISI rates: the inverse inter-spike interval, interpolated.
 
@@ -201,7 +208,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     from spikerates.spiketrains import DenseSpikes
 
     read = params.read
-    source = read_source(job.source, read, lazy=True)
+    source = read_source(job.source, read, lazy=True, report=report)
     report.count(source)
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
@@ -229,6 +236,8 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
     estimator = dict(params.estimator)
     pool = estimator.pop("pool", False)
+    if params.epochs_file is not None:
+        estimator["epochs"] = io.read_intervals(params.epochs_file)
     try:
         with staged_outputs(job.target, job.plot_path) as (target, figure):
             bar = progress_bar(0, enabled=report.progress)
