@@ -235,9 +235,10 @@ class ExactKernel:
         self.scale = 1.0 / (self.dt * truncated_mass(kind))
 
     def reach(self, k0: int, k1: int) -> tuple[float, float]:
-        """Fractional rows ``(lo, hi)``: spikes at rows strictly inside reach
-        output rows ``k0 .. k1 - 1``."""
-        return k0 + self.delay - self.span, k1 + self.delay
+        """Fractional rows ``(lo, hi)``: every spike that reaches output rows
+        ``k0 .. k1 - 1`` lies strictly inside (with a row to spare on each
+        side, so rounding at the support's ends decides nothing here)."""
+        return k0 + self.delay - self.span - 1, k1 + self.delay + 1
 
     def rows(
         self, k0: int, k1: int, spike_rows: np.ndarray, units: np.ndarray
