@@ -358,8 +358,15 @@ def snap_to_grid(spike_times: Sequence[np.ndarray], grid: Grid) -> list[np.ndarr
     """
     out = []
     for times in spike_times:
-        k = bin_index(np.asarray(times, dtype=np.float64), grid.t_start, grid.dt)
-        k = np.unique(k[(k >= 0) & (k < grid.n_steps)].astype(np.int64))
+        times = np.asarray(times, dtype=np.float64)
+        k = bin_index(times, grid.t_start, grid.dt)
+        k = k[(k >= 0) & (k < grid.n_steps)].astype(np.int64)
+        if k.size > 1:
+            if np.all(k[1:] >= k[:-1]):
+                # Sorted times (as SpikeTrains keeps them): drop repeats.
+                k = k[np.concatenate([[True], k[1:] != k[:-1]])]
+            else:
+                k = np.unique(k)
         out.append(grid.t_start + (k + 1) * grid.dt)
     return out
 
