@@ -353,12 +353,14 @@ def _plain(block: np.ndarray) -> np.ndarray:
     return block
 
 
-def _block_lines(block: np.ndarray, sep: str) -> list[str]:
+def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
     """One text line (without newline) per row of a 2-D block.
 
-    float64 values print with :func:`format_float64` (17 significant digits,
-    read back exactly), integers through ``repr`` of nested lists (C speed),
-    float32 with 9 significant digits (read back as the same float32).
+    float64 values and integers print through ``repr`` of nested lists
+    (formatted in C; the shortest text that reads back exactly), or with
+    ``fast`` float64 values through :func:`format_float64` (17 significant
+    digits, read back exactly, twice as fast); float32 with 9 significant
+    digits (read back as the same float32).
     """
     if block.shape[1] == 0:
         return [""] * block.shape[0]
@@ -367,7 +369,7 @@ def _block_lines(block: np.ndarray, sep: str) -> list[str]:
     if block.dtype.kind == "f" and block.dtype.itemsize <= 4:
         row_format = sep.join(["%.9g"] * block.shape[1])
         return [row_format % tuple(row) for row in block.tolist()]
-    if block.dtype.kind == "f" and _FAST_FLOATS:
+    if fast and block.dtype.kind == "f" and _FAST_FLOATS:
         cells = format_float64(block.astype(np.float64, copy=False))
         rows, cols, width = cells.shape
         joined = np.zeros((rows, cols, width + 1), dtype=np.uint8)
@@ -579,10 +581,12 @@ def write_rows(
     sep: str,
     *,
     times: GridText | None = None,
+    fast: bool = False,
 ) -> None:
     """Write 1-D or 2-D column blocks side by side, one text row per index.
 
-    With ``times``, the first column holds grid times printed by it.
+    With ``times``, the first column holds grid times printed by it;
+    ``fast`` formats float64 blocks with :func:`format_float64`.
     """
     blocks = [_plain(np.asarray(c)) for c in columns]
     blocks = [b.reshape(-1, 1) if b.ndim == 1 else b for b in blocks]
@@ -594,7 +598,7 @@ def write_rows(
             if i == 0 and times is not None:
                 parts.append(times.format(block[r0:r1, 0]))
             elif block.shape[1]:
-                parts.append(_block_lines(block[r0:r1], sep))
+                parts.append(_block_lines(block[r0:r1], sep, fast))
         if parts:
             fh.write("".join(sep.join(row) + "\n" for row in zip(*parts, strict=True)))
 
@@ -674,8 +678,13 @@ class MatrixBackend:
             self.times = GridText.from_times(
                 t_chunk, float(dt) if isinstance(dt, int | float) else None
             )
+        # Streamed matrices are the large outputs: the fast float format.
         write_rows(
-            self.fh, [t_chunk, values.astype(self.dtype)], self.sep, times=self.times
+            self.fh,
+            [t_chunk, values.astype(self.dtype)],
+            self.sep,
+            times=self.times,
+            fast=True,
         )
 
     def close(self) -> None:
