@@ -1,0 +1,44 @@
+"""Coverage-guided fuzzing of the NPZ reader (atheris).
+
+    python tests/fuzz/fuzz_npz.py -atheris_runs=100000 -max_len=200000 \
+        -rss_limit_mb=1024 -timeout=10 tests/fuzz/corpus/npz
+
+Each input is written as ``input.npz`` and read with
+:func:`spikerates.io.read_spikes` and :func:`spikerates.io.read_table`;
+anything but a :class:`spikerates.errors.SpikeratesError` is a finding.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import atheris
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _target import quiet, scratch_dir, write  # noqa: E402
+
+with atheris.instrument_imports(include=["spikerates"]):
+    from spikerates import io
+    from spikerates.errors import SpikeratesError
+
+FOLDER = scratch_dir()
+PATH = os.path.join(FOLDER, "input.npz")
+
+
+def test_one_input(data: bytes) -> None:
+    write(PATH, data)
+    for read in (io.read_spikes, io.read_table):
+        try:
+            result = read(PATH)
+        except SpikeratesError:
+            continue
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
+
+if __name__ == "__main__":
+    quiet()
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
