@@ -440,11 +440,15 @@ def test_csv_numeric_unit_order(tmp_path):
     [
         ("a.h5", None, False, None, "hdf5"),
         ("a.HDF5", None, True, None, "hdf5"),
-        ("a.nwb", None, False, None, "hdf5"),
+        ("a.nwb", None, False, None, "nwb"),
+        ("a.nwb", None, True, None, "nwb"),
+        ("a.hdf", None, True, None, "hdf5"),
         ("a.npz", None, True, None, "npz"),
         ("a.csv", None, False, None, "csv"),
         ("a.tsv", None, True, None, "tsv"),
-        ("a.csv", "nwb", False, None, "hdf5"),
+        ("a.csv", "nwb", False, None, "nwb"),
+        ("a.csv", ".NPZ", False, None, "npz"),
+        ("a.tab", None, False, None, "tsv"),
         ("a.csv", "H5", True, None, "hdf5"),
         ("-", None, False, b"\x89HDF\r\n\x1a\n\x00", "hdf5"),
         ("-", None, False, b"PK\x03\x04", "npz"),
@@ -471,7 +475,10 @@ def test_detect_format_errors(tmp_path):
     with pytest.raises(SpikeDataError, match="give --from"):
         sio.detect_format("-")
     assert sio.detect_format(tmp_path) == "phy"
-    assert sio.extension_for("nwb") == ".h5"
+    assert sio.extension_for("nwb") == ".nwb"
+    assert sio.extension_for("h5") == ".h5"
+    with pytest.raises(ParameterError, match="read only"):
+        sio.extension_for("phy")
 
 
 def test_unknown_extension_is_sniffed(tmp_path, sample_trains):

@@ -1,12 +1,14 @@
 """Reading and writing spike data in every supported format.
 
-Formats (names for ``--from/--to``):
+Formats (names for ``--from/--to``), one entry each in
+:mod:`spikerates.io.registry`, named in :mod:`spikerates.names`:
 
 ========  ==========================  =========================================
 name      extensions                  layouts
 ========  ==========================  =========================================
-hdf5      .h5 .hdf5 .hdf .nwb         dense ``/t``, ``/spikes``; events as an
-          (aliases ``h5``, ``nwb``)   NWB Units table ``/units/spike_times``...
+hdf5      .h5 .hdf5 .hdf              dense ``/t``, ``/spikes``; events as a
+          (aliases ``h5``, ``hdf``)   Units table ``/units/spike_times``...
+nwb       .nwb                        NWB: events as the Units table ``/units``
 npz       .npz                        dense ``t``, ``spikes``; events
                                       ``spike_times``, ``spike_times_index``
 csv, tsv  .csv, .tsv .tab             dense ``t,<unit>,...``; events ``unit,time``
@@ -24,28 +26,37 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
-from spikerates.io import csv as csv_format
-from spikerates.io import hdf5, npz, phy
-from spikerates.io._source import open_source, sniff
+
+# The format modules register their entries when imported.
+from spikerates.io import csv, hdf5, npz, nwb, phy  # noqa: F401
+from spikerates.io._source import SNIFF_BYTES, Source, open_source
 from spikerates.io.atomic import AtomicFile, atomic_output
-from spikerates.spiketrains import (
+from spikerates.io.registry import Format, ReadOptions, get, registered
+from spikerates.names import (
+    FORMAT_ALIASES,
+    FORMAT_EXTENSIONS,
+    FORMAT_NAMES,
+    STDOUT_FORMAT,
     VALUE_MODES,
+    format_for_extension,
+)
+from spikerates.spiketrains import (
     DenseSpikes,
     SpikeTrains,
     normalize_unit_ids,
 )
 
 __all__ = [
-    "EXTENSIONS",
     "FORMATS",
     "FORMAT_ALIASES",
-    "WRITE_FORMATS",
+    "FORMAT_EXTENSIONS",
+    "STDOUT_FORMAT",
     "MatrixWriter",
     "atomic_output",
     "detect_format",
@@ -59,43 +70,36 @@ __all__ = [
 ]
 
 #: Canonical format names.
-FORMATS = ("hdf5", "npz", "csv", "tsv", "phy")
-#: Formats that can be written.
-WRITE_FORMATS = ("hdf5", "npz", "csv", "tsv")
-#: Other accepted names -> canonical name.
-FORMAT_ALIASES = {"h5": "hdf5", "hdf": "hdf5", "nwb": "hdf5"}
-#: File extension -> format name.
-EXTENSIONS = {
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".hdf": "hdf5",
-    ".nwb": "hdf5",
-    ".npz": "npz",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-}
-_DEFAULT_EXTENSION = {"hdf5": ".h5", "npz": ".npz", "csv": ".csv", "tsv": ".tsv"}
-#: Format written to standard output when none is given.
-STDOUT_FORMAT = "csv"
-_SNIFF_BYTES = 4096
-
-
-def _canonical(name: str) -> str:
-    key = name.strip().lower().lstrip(".")
-    key = FORMAT_ALIASES.get(key, key)
-    if key not in FORMATS:
-        names = ", ".join([*FORMATS, *FORMAT_ALIASES])
-        raise ParameterError("format", f"unknown format {name!r}; expected {names}")
-    return key
+FORMATS = FORMAT_NAMES
+#: Format of content that no sniffing rule recognises (text).
+_CONTENT_FALLBACK = "csv"
+#: Format of a folder that no folder format recognises; its reader says what
+#: a folder must hold.
+_FOLDER_FALLBACK = "phy"
 
 
 def extension_for(fmt: str) -> str:
-    """The file extension written for a format name (``hdf5`` -> ``.h5``)."""
-    fmt = _canonical(fmt)
-    if fmt not in _DEFAULT_EXTENSION:
-        raise ParameterError("format", f"{fmt} is read only")
-    return _DEFAULT_EXTENSION[fmt]
+    """The file extension written for a format name (``hdf5`` -> ``.h5``,
+    ``nwb`` -> ``.nwb``)."""
+    entry = get(fmt)
+    if not entry.spec.writable:
+        raise ParameterError("format", f"{entry.name} is read only")
+    return entry.extension
+
+
+def _sniff(src: Source) -> Format:
+    """The format recognised by the content of ``src``."""
+    for entry in registered():
+        if entry.spec.folder != src.is_dir or entry.sniff is None:
+            continue
+        if entry.sniff(src):
+            return entry
+    return get(_FOLDER_FALLBACK if src.is_dir else _CONTENT_FALLBACK)
+
+
+def _writable_extensions() -> str:
+    exts = [e.extension for e in registered() if e.spec.writable]
+    return ", ".join(exts[:-1]) + " or " + exts[-1]
 
 
 def detect_format(
@@ -127,10 +131,10 @@ def detect_format(
     """
     name = os.fspath(path)
     if explicit is not None:
-        fmt = _canonical(explicit)
-        if for_writing and fmt not in WRITE_FORMATS:
-            raise ParameterError("format", f"{fmt} can be read but not written")
-        return fmt
+        entry = get(explicit)
+        if for_writing and not entry.spec.writable:
+            raise ParameterError("format", f"{entry.name} can be read but not written")
+        return entry.name
     if name == "-":
         if for_writing:
             return STDOUT_FORMAT
@@ -138,25 +142,47 @@ def detect_format(
             raise SpikeDataError(
                 "cannot tell the format of standard input; give --from", path=name
             )
-        return sniff(head)
-    ext = os.path.splitext(name)[1].lower()
+        return _sniff(Source(name, data=head)).name
     if for_writing:
-        if os.path.isdir(name):
-            raise SpikeDataError("is a folder; give an output file name", path=name)
-        if ext not in EXTENSIONS:
-            raise SpikeDataError(
-                "cannot tell the output format from the extension "
-                f"{ext or '(none)'!r}; use .h5, .nwb, .npz, .csv or .tsv, or give --to",
-                path=name,
-            )
-        return EXTENSIONS[ext]
+        return _output_format(name)
+    if head is not None:
+        src = Source(name, path=name, _head=head[:SNIFF_BYTES])
+    elif os.path.isdir(name) or format_for_extension(_extension(name)):
+        src = Source(name, path=name)
+    else:
+        src = open_source(name)
+    return _input_format(src, None).name
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _output_format(name: str) -> str:
+    """The format of the output file ``name``, by its extension."""
     if os.path.isdir(name):
-        return "phy"
-    if ext in EXTENSIONS:
-        return EXTENSIONS[ext]
-    if head is None:
-        head = open_source(name).head(_SNIFF_BYTES)
-    return sniff(head)
+        raise SpikeDataError("is a folder; give an output file name", path=name)
+    ext = _extension(name)
+    fmt = format_for_extension(ext) if ext else None
+    if fmt is None or not get(fmt).spec.writable:
+        raise SpikeDataError(
+            "cannot tell the output format from the extension "
+            f"{ext or '(none)'!r}; use {_writable_extensions()}, or give --to",
+            path=name,
+        )
+    return fmt
+
+
+def _input_format(src: Source, explicit: str | None) -> Format:
+    """The format of the input ``src``: ``explicit`` if given, else by the
+    extension of a file, else by content (folders by what they hold)."""
+    if explicit is not None:
+        return get(explicit)
+    if src.data is None and not src.is_dir:
+        fmt = format_for_extension(_extension(src.name))
+        if fmt is not None:
+            return get(fmt)
+    return _sniff(src)
 
 
 def read_spikes(
@@ -180,7 +206,7 @@ def read_spikes(
         HDF5 path of a group (Units table or group with ``t``/``spikes``) or
         dataset; NPZ array name. Needed when a file holds several.
     values : {"auto", "counts", "amplitude"}
-        Meaning of dense values (SPEC section 4); ignored for events.
+        Meaning of dense values; ignored for events.
     dt : float, optional
         Time step in seconds; with dense input it must agree with ``t``
         (rtol 1e-6). Ignored for events (they are binned later).
@@ -204,28 +230,17 @@ def read_spikes(
             "values", f"must be one of {', '.join(VALUE_MODES)}, got {values!r}"
         )
     src = open_source(path)
-    fmt = detect_format(
-        src.name,
-        fmt,
-        head=src.head(_SNIFF_BYTES) if src.name == "-" or not src.is_dir else None,
-    )
-    if fmt == "phy":
-        if src.path is None or not src.is_dir:
-            raise SpikeDataError(
-                "the phy format reads a Phy/Kilosort output folder, not a file",
-                path=src.name,
-            )
-        return phy.read(src.path)
-    if src.is_dir:
+    entry = _input_format(src, fmt)
+    if src.is_dir and not entry.spec.folder:
         raise SpikeDataError(
-            f"is a folder, not a {fmt} file (folders are read as Phy/Kilosort output)",
+            f"is a folder, not a {entry.name} file (folders are read as "
+            "Phy/Kilosort output)",
             path=src.name,
         )
-    if fmt == "hdf5":
-        return hdf5.read(src, dataset=dataset, values=values, dt=dt, lazy=lazy)
-    if fmt == "npz":
-        return npz.read(src, dataset=dataset, values=values, dt=dt)
-    return csv_format.read(src, fmt, values=values, dt=dt)
+    assert entry.read is not None  # every format is readable
+    return entry.read(
+        src, ReadOptions(dataset=dataset, values=values, dt=dt, lazy=lazy)
+    )
 
 
 def read_table(
@@ -242,43 +257,25 @@ def read_table(
         float64 arrays.
     """
     src = open_source(path)
-    fmt = detect_format(
-        src.name, fmt, head=None if src.is_dir else src.head(_SNIFF_BYTES)
-    )
-    if src.is_dir or fmt == "phy":
+    entry = None if src.is_dir else _input_format(src, fmt)
+    if entry is None or entry.read_table is None:
         raise SpikeDataError(
             "expected a table file (CSV, TSV, NPZ or HDF5), not a folder",
             path=src.name,
         )
-    if fmt == "hdf5":
-        table = hdf5.read_table(src)
-    elif fmt == "npz":
-        table = npz.read_table(src)
-    else:
-        table = csv_format.read_table(src, fmt)
+    table = entry.read_table(src)
     if not table:
         raise SpikeDataError("holds no numeric columns", path=src.name)
     return table
 
 
-def _write(
-    target: str,
-    fmt: str,
-    *,
-    to_hdf5: Callable[[str], None],
-    to_npz: Callable[[IO[bytes]], None],
-    to_text: Callable[[IO[str], str], None],
-) -> None:
-    """Run the writer of ``fmt`` on a temporary file that replaces ``target``."""
-    if fmt == "hdf5":
-        with atomic_output(target, as_path=True) as tmp:
-            to_hdf5(tmp)
-    elif fmt == "npz":
-        with atomic_output(target) as fh:
-            to_npz(fh)
-    else:
-        with atomic_output(target, binary=False) as fh:
-            to_text(fh, "\t" if fmt == "tsv" else ",")
+def _write(target: str, fmt: str | None, kind: str, *args: Any, **kwargs: Any) -> None:
+    """Run the writer ``kind`` of the format of ``target`` on a temporary
+    file that replaces ``target`` once it is complete."""
+    entry = get(detect_format(target, fmt, for_writing=True))
+    writer = entry.writer(kind)
+    with atomic_output(target, as_path=True) as tmp:
+        writer(tmp, *args, **kwargs)
 
 
 def write_events(
@@ -304,15 +301,7 @@ def write_events(
         HDF5 root attributes (the spikerates version is added); not written
         to NPZ or CSV.
     """
-    target = os.fspath(target)
-    fmt = detect_format(target, fmt, for_writing=True)
-    _write(
-        target,
-        fmt,
-        to_hdf5=lambda p: hdf5.write_events(p, trains, extra=extra, attrs=attrs),
-        to_npz=lambda fh: npz.write_events(fh, trains, extra=extra),
-        to_text=lambda fh, sep: csv_format.write_events(fh, trains, sep),
-    )
+    _write(os.fspath(target), fmt, "write_events", trains, extra=extra, attrs=attrs)
 
 
 def _dense_arrays(
@@ -363,17 +352,17 @@ def write_dense(
         As in :func:`write_events`; HDF5 attributes go on the file and on the
         matrix dataset.
     """
-    target = os.fspath(target)
-    fmt = detect_format(target, fmt, for_writing=True)
     t, spikes, ids = _dense_arrays(t, spikes, unit_ids)
     _write(
-        target,
+        os.fspath(target),
         fmt,
-        to_hdf5=lambda p: hdf5.write_dense(
-            p, t, spikes, ids, name=name, extra=extra, attrs=attrs
-        ),
-        to_npz=lambda fh: npz.write_dense(fh, t, spikes, ids, name=name, extra=extra),
-        to_text=lambda fh, sep: csv_format.write_dense(fh, t, spikes, ids, sep),
+        "write_dense",
+        t,
+        spikes,
+        ids,
+        name=name,
+        extra=extra,
+        attrs=attrs,
     )
 
 
@@ -388,21 +377,13 @@ def write_arrays(
     """Write named arrays: NPZ entries or HDF5 root datasets (``attrs`` on the
     HDF5 root); for CSV/TSV the 1-D ``csv_columns`` (default: ``arrays``, which
     must then all be 1-D of one length)."""
-    target = os.fspath(target)
-    fmt = detect_format(target, fmt, for_writing=True)
-    columns = arrays if csv_columns is None else csv_columns
-    if fmt in ("csv", "tsv"):
-        # Checked before the output is created, so a bad call leaves nothing.
-        shapes = [np.shape(v) for v in columns.values()]
-        if any(len(sh) != 1 for sh in shapes) or len(set(shapes)) > 1:
-            listed = ", ".join(f"{k} {np.shape(v)}" for k, v in columns.items())
-            raise ValueError(f"CSV columns must be 1-D of one length; got {listed}")
     _write(
-        target,
+        os.fspath(target),
         fmt,
-        to_hdf5=lambda p: hdf5.write_arrays(p, arrays, attrs=attrs),
-        to_npz=lambda fh: npz.write_arrays(fh, arrays),
-        to_text=lambda fh, sep: csv_format.write_columns(fh, columns, sep),
+        "write_arrays",
+        arrays,
+        attrs=attrs,
+        columns=csv_columns,
     )
 
 
@@ -433,6 +414,7 @@ class MatrixWriter:
     ) -> None:
         self.target = os.fspath(target)
         self.fmt = detect_format(self.target, fmt, for_writing=True)
+        self._backend_factory = get(self.fmt).writer("matrix_backend")
         self.name = name
         self.n_rows = int(n_rows)
         if self.n_rows < 0:
@@ -465,15 +447,7 @@ class MatrixWriter:
             "attrs": self.attrs,
         }
         try:
-            if self.fmt == "hdf5":
-                self._backend = hdf5.MatrixBackend(self._out.path, **kwargs)
-            elif self.fmt == "npz":
-                self._backend = npz.MatrixBackend(self._out.path, **kwargs)
-            else:
-                sep = "\t" if self.fmt == "tsv" else ","
-                self._backend = csv_format.MatrixBackend(
-                    self._out.path, sep=sep, **kwargs
-                )
+            self._backend = self._backend_factory(self._out.path, **kwargs)
         except BaseException:
             self._out.discard()
             self._closed = True

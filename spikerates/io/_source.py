@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO
 
 from spikerates.errors import SpikeDataError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
+#: Bytes read from the start of an input to recognise its format.
+SNIFF_BYTES = 4096
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Source:
     name: str
     path: str | None = None
     data: bytes | None = None
+    _head: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_dir(self) -> bool:
@@ -47,14 +50,20 @@ class Source:
         assert self.path is not None
         return self.path
 
-    def head(self, n: int = 8) -> bytes:
+    def head(self, n: int = SNIFF_BYTES) -> bytes:
         """The first ``n`` bytes (empty for a folder)."""
         if self.data is not None:
             return self.data[:n]
         if self.is_dir:
             return b""
-        with self.open_binary() as fh:
-            return fh.read(n)
+        if n > SNIFF_BYTES:
+            with self.open_binary() as fh:
+                return fh.read(n)
+        if self._head is None:
+            # Read once: every format's sniffing rule looks at the same bytes.
+            with self.open_binary() as fh:
+                self._head = fh.read(SNIFF_BYTES)
+        return self._head[:n]
 
 
 def open_source(path: str | os.PathLike) -> Source:
@@ -87,21 +96,22 @@ def open_source(path: str | os.PathLike) -> Source:
     return Source(name, path=name)
 
 
-def sniff(head: bytes) -> str:
-    """Format name from the first bytes: HDF5 or zip signature, else text.
+def is_hdf5(head: bytes) -> bool:
+    """Whether ``head`` starts with the HDF5 signature."""
+    return head.startswith(HDF5_SIGNATURE)
 
-    Text whose first line holds tabs but no commas is ``tsv``, other text
-    ``csv``.
-    """
-    if head.startswith(HDF5_SIGNATURE):
-        return "hdf5"
-    if head.startswith(ZIP_SIGNATURES):
-        return "npz"
+
+def is_zip(head: bytes) -> bool:
+    """Whether ``head`` starts with a zip signature (NPZ archives are zips)."""
+    return head.startswith(ZIP_SIGNATURES)
+
+
+def first_line_is_tab_separated(head: bytes) -> bool:
+    """Whether the first line of text (after blank and ``#`` lines) holds tabs
+    but no commas."""
     for line in head.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith(b"#"):
             continue
-        if b"\t" in stripped and b"," not in stripped:
-            return "tsv"
-        break
-    return "csv"
+        return b"\t" in stripped and b"," not in stripped
+    return False

@@ -16,15 +16,19 @@ units without spikes.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import IO, Any
 
 import numpy as np
 
 from spikerates.errors import SpikeDataError
-from spikerates.io._source import Source
+from spikerates.io._source import Source, first_line_is_tab_separated
+from spikerates.io.registry import Format, ReadOptions, register
+from spikerates.names import format_spec
 from spikerates.spiketrains import (
     DenseSpikes,
     SpikeTrains,
@@ -213,10 +217,6 @@ class _Table:
         return normalize_unit_ids(ids)
 
 
-def _separator(fmt: str) -> str:
-    return "\t" if fmt == "tsv" else ","
-
-
 def _layout(fields: Sequence[str]) -> tuple[str, int, int]:
     """('events', unit col, time col) or ('dense', time col, -1)."""
     norms = [_norm(f) for f in fields]
@@ -250,23 +250,20 @@ def _dense_ids(table: _Table) -> np.ndarray:
 
 
 def read(
-    src: Source,
-    fmt: str = "csv",
-    *,
-    values: str = "auto",
-    dt: float | None = None,
+    src: Source, options: ReadOptions, sep: str = ","
 ) -> SpikeTrains | DenseSpikes:
     """Read spikes from CSV/TSV text (see :func:`spikerates.io.read_spikes`).
 
     Events in long format come back with unit ids ascending (numerically when
-    every id is a number) and times sorted.
+    every id is a number) and times sorted. ``sep`` is the expected
+    separator; a header holding tabs and no commas is read as TSV anyway.
     """
-    table = _Table(src, _separator(fmt))
+    table = _Table(src, sep)
     layout, first, second = _layout(table.fields)
     if layout == "events":
         return _read_events(table, first, second)
     if layout == "dense":
-        return _read_dense(table, values, dt)
+        return _read_dense(table, options.values, options.dt)
     raise table.error(
         f"header {table.sep.join(table.fields)!r} is neither events (a unit column "
         "and a time column, e.g. 'unit,time') nor dense (a time column 't' then "
@@ -326,9 +323,9 @@ def _read_dense(table: _Table, values: str, dt: float | None) -> DenseSpikes:
         raise
 
 
-def read_table(src: Source, fmt: str = "csv") -> dict[str, np.ndarray]:
+def read_table(src: Source, sep: str = ",") -> dict[str, np.ndarray]:
     """Every column as a float64 array, keyed by its header name."""
-    table = _Table(src, _separator(fmt))
+    table = _Table(src, sep)
     return {
         name: table.numeric(j, what="value")[0] for j, name in enumerate(table.fields)
     }
@@ -445,3 +442,71 @@ class MatrixBackend:
 
     def close(self) -> None:
         self.fh.close()
+
+
+@contextmanager
+def _text_file(path: str) -> Iterator[IO[str]]:
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        yield fh
+
+
+def _events_to_path(
+    path: str,
+    trains: SpikeTrains,
+    *,
+    sep: str,
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    with _text_file(path) as fh:
+        write_events(fh, trains, sep)
+
+
+def _dense_to_path(
+    path: str,
+    t: np.ndarray,
+    spikes: np.ndarray,
+    unit_ids: np.ndarray,
+    *,
+    sep: str,
+    name: str = "spikes",
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    with _text_file(path) as fh:
+        write_dense(fh, t, spikes, unit_ids, sep)
+
+
+def _arrays_to_path(
+    path: str,
+    arrays: Mapping[str, Any],
+    *,
+    sep: str,
+    attrs: Mapping[str, Any] | None = None,
+    columns: Mapping[str, Any] | None = None,
+) -> None:
+    with _text_file(path) as fh:
+        write_columns(fh, arrays if columns is None else columns, sep)
+
+
+def _entry(name: str, sep: str, sniff: Any) -> Format:
+    """The registry entry of a text format with separator ``sep``; writers
+    drop ``extra`` arrays and ``attrs``, which text has no place for."""
+    return register(
+        Format(
+            spec=format_spec(name),
+            sniff=sniff,
+            read=functools.partial(read, sep=sep),
+            read_table=functools.partial(read_table, sep=sep),
+            write_events=functools.partial(_events_to_path, sep=sep),
+            write_dense=functools.partial(_dense_to_path, sep=sep),
+            write_arrays=functools.partial(_arrays_to_path, sep=sep),
+            matrix_backend=functools.partial(MatrixBackend, sep=sep),
+        )
+    )
+
+
+# Text is what is left when no binary signature matches, so CSV has no rule
+# of its own: it is the fallback of content sniffing.
+TSV = _entry("tsv", "\t", lambda src: first_line_is_tab_separated(src.head()))
+CSV = _entry("csv", ",", None)

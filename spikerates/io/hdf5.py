@@ -19,7 +19,9 @@ import numpy as np
 
 from spikerates import __version__
 from spikerates.errors import SpikeDataError
-from spikerates.io._source import Source
+from spikerates.io._source import Source, is_hdf5
+from spikerates.io.registry import Format, ReadOptions, register
+from spikerates.names import format_spec
 from spikerates.spiketrains import (
     DenseSpikes,
     SpikeTrains,
@@ -300,22 +302,15 @@ def _read_units(
         ) from None
 
 
-def read(
-    src: Source,
-    *,
-    dataset: str | None = None,
-    values: str = "auto",
-    dt: float | None = None,
-    lazy: bool = False,
-) -> SpikeTrains | DenseSpikes:
+def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
     """Read spikes from an HDF5 file (see :func:`spikerates.io.read_spikes`)."""
     f = _open(src)
     keep_open = False
     try:
-        layout, group, name = _locate(f, src, dataset)
+        layout, group, name = _locate(f, src, options.dataset)
         if layout == "dense":
             result: SpikeTrains | DenseSpikes = _read_dense(
-                f, src, group, name, values, dt, lazy
+                f, src, group, name, options.values, options.dt, options.lazy
             )
             keep_open = result._file is not None
         else:
@@ -450,9 +445,14 @@ def write_dense(
 
 
 def write_arrays(
-    path: str, arrays: Mapping[str, Any], *, attrs: Mapping[str, Any] | None = None
+    path: str,
+    arrays: Mapping[str, Any],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    columns: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write each array as a dataset at the file's root."""
+    """Write each array as a dataset at the file's root (``columns`` are for
+    text formats and not used)."""
     with _create_file(path) as f:
         for key, value in arrays.items():
             _create(f, key, value)
@@ -498,3 +498,17 @@ class MatrixBackend:
 
     def close(self) -> None:
         self.file.close()
+
+
+FORMAT = register(
+    Format(
+        spec=format_spec("hdf5"),
+        sniff=lambda src: is_hdf5(src.head()),
+        read=read,
+        read_table=read_table,
+        write_events=write_events,
+        write_dense=write_dense,
+        write_arrays=write_arrays,
+        matrix_backend=MatrixBackend,
+    )
+)

@@ -13,7 +13,9 @@ from typing import IO, Any
 import numpy as np
 
 from spikerates.errors import SpikeDataError
-from spikerates.io._source import Source
+from spikerates.io._source import Source, is_zip
+from spikerates.io.registry import Format, ReadOptions, register
+from spikerates.names import format_spec
 from spikerates.spiketrains import (
     DenseSpikes,
     SpikeTrains,
@@ -152,18 +154,13 @@ def _read_dense(
         raise
 
 
-def read(
-    src: Source,
-    *,
-    dataset: str | None = None,
-    values: str = "auto",
-    dt: float | None = None,
-) -> SpikeTrains | DenseSpikes:
+def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
     """Read spikes from an NPZ archive (see :func:`spikerates.io.read_spikes`).
 
     ``dataset`` names the array to read when the archive holds both layouts,
     or a dense matrix stored under another name than ``spikes``.
     """
+    dataset, values, dt = options.dataset, options.values, options.dt
     archive = _Archive(src)
     try:
         if dataset is not None:
@@ -224,8 +221,10 @@ def _storable(arr: Any) -> np.ndarray:
     return arr
 
 
-def _save(fh: IO[bytes], arrays: Mapping[str, Any]) -> None:
-    np.savez(fh, **{k: _storable(v) for k, v in arrays.items()})
+def _save(path: str, arrays: Mapping[str, Any]) -> None:
+    # Through a file object: np.savez would add ".npz" to a path without it.
+    with open(path, "wb") as fh:
+        np.savez(fh, **{k: _storable(v) for k, v in arrays.items()})
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -237,7 +236,11 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, A
 
 
 def write_events(
-    fh: IO[bytes], trains: SpikeTrains, *, extra: Mapping[str, Any] | None = None
+    path: str,
+    trains: SpikeTrains,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``spike_times``, ``spike_times_index``, ``unit_ids`` (and
     ``labels``, ``t_start``, ``t_stop`` when known)."""
@@ -253,25 +256,32 @@ def write_events(
         arrays["t_start"] = np.float64(trains.t_start)
     if trains.t_stop is not None:
         arrays["t_stop"] = np.float64(trains.t_stop)
-    _save(fh, _merge(arrays, extra))
+    _save(path, _merge(arrays, extra))
 
 
 def write_dense(
-    fh: IO[bytes],
+    path: str,
     t: np.ndarray,
     spikes: np.ndarray,
     unit_ids: np.ndarray,
     *,
     name: str = "spikes",
     extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``t``, ``<name>`` and ``unit_ids``."""
-    _save(fh, _merge({"t": t, name: spikes, "unit_ids": unit_ids}, extra))
+    _save(path, _merge({"t": t, name: spikes, "unit_ids": unit_ids}, extra))
 
 
-def write_arrays(fh: IO[bytes], arrays: Mapping[str, Any]) -> None:
-    """Write each array under its name."""
-    _save(fh, arrays)
+def write_arrays(
+    path: str,
+    arrays: Mapping[str, Any],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+    columns: Mapping[str, Any] | None = None,
+) -> None:
+    """Write each array under its name (``columns`` are for text formats)."""
+    _save(path, arrays)
 
 
 def _header(entry: IO[bytes], dtype: np.dtype, shape: tuple[int, ...]) -> None:
@@ -338,3 +348,17 @@ class MatrixBackend:
         finally:
             self.t_spool.close()
             self.zip.close()
+
+
+FORMAT = register(
+    Format(
+        spec=format_spec("npz"),
+        sniff=lambda src: is_zip(src.head()),
+        read=read,
+        read_table=read_table,
+        write_events=write_events,
+        write_dense=write_dense,
+        write_arrays=write_arrays,
+        matrix_backend=MatrixBackend,
+    )
+)

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import SpikeDataError
+from spikerates.io._source import Source
+from spikerates.io.registry import Format, ReadOptions, register
+from spikerates.names import format_spec
 from spikerates.spiketrains import SpikeTrains
 
 LABEL_FILES = (("cluster_group.tsv", "group"), ("cluster_KSLabel.tsv", "KSLabel"))
@@ -195,3 +198,19 @@ def read(folder: str) -> SpikeTrains:
         labels=_labels(folder, ids),
         source=folder,
     )
+
+
+def _read(src: Source, options: ReadOptions) -> SpikeTrains:
+    if src.path is None or not src.is_dir:
+        raise SpikeDataError(
+            "the phy format reads a Phy/Kilosort output folder, not a file",
+            path=src.name,
+        )
+    return read(src.path)
+
+
+def _is_phy_folder(src: Source) -> bool:
+    return src.is_dir and os.path.isfile(os.path.join(src.path, "spike_times.npy"))
+
+
+FORMAT = register(Format(spec=format_spec("phy"), sniff=_is_phy_folder, read=_read))
