@@ -34,7 +34,7 @@ import numpy as np
 from spikerates.errors import ParameterError, SpikeDataError
 
 # The format modules register their entries when imported.
-from spikerates.io import csv, hdf5, npz, nwb, phy  # noqa: F401
+from spikerates.io import csv, hdf5, npz, nwb, phy, safety  # noqa: F401
 from spikerates.io._source import SNIFF_BYTES, Source, open_source
 from spikerates.io.atomic import AtomicFile, atomic_output
 from spikerates.io.registry import Format, ReadOptions, get, registered
@@ -193,6 +193,7 @@ def read_spikes(
     values: str = "auto",
     dt: float | None = None,
     lazy: bool = False,
+    allow_external_data: bool = False,
 ) -> SpikeTrains | DenseSpikes:
     """Read spikes from a file, folder or standard input.
 
@@ -213,6 +214,10 @@ def read_spikes(
     lazy : bool
         For HDF5 dense input, keep the file open and return the h5py Dataset
         as ``DenseSpikes.spikes`` (read by row blocks); call ``close()``.
+    allow_external_data : bool
+        Follow HDF5 external links, external storage and virtual datasets,
+        which read other files than ``path``; refused by default (see
+        :mod:`spikerates.io.safety`).
 
     Returns
     -------
@@ -238,9 +243,10 @@ def read_spikes(
             path=src.name,
         )
     assert entry.read is not None  # every format is readable
-    return entry.read(
-        src, ReadOptions(dataset=dataset, values=values, dt=dt, lazy=lazy)
-    )
+    with safety.allow_external_data(allow_external_data):
+        return entry.read(
+            src, ReadOptions(dataset=dataset, values=values, dt=dt, lazy=lazy)
+        )
 
 
 def read_table(
