@@ -19,6 +19,7 @@ import numpy as np
 
 from spikerates import __version__
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, is_hdf5
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
@@ -49,11 +50,8 @@ def _error(src: Source | str, message: str, dataset: str | None = None) -> Excep
 
 
 def _open(src: Source) -> h5py.File:
-    try:
-        return h5py.File(src.target(), "r")
-    except (OSError, ValueError) as exc:
-        reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else exc
-        raise _error(src, f"not a readable HDF5 file ({reason})") from exc
+    # Read-only, and scanned for data in other files before anything is read.
+    return safety.open_hdf5_readonly(src.target(), name=src.name)
 
 
 def _datasets_in(f: h5py.File, limit: int = 8) -> str:
@@ -170,6 +168,7 @@ def _rename(exc: SpikeDataError, names: Mapping[str, str]) -> SpikeDataError:
 
 
 def _read_all(src: Source, ds: h5py.Dataset) -> np.ndarray:
+    safety.check_dataset(ds, path=src.name)
     try:
         return ds[()]
     except (OSError, ValueError, TypeError) as exc:
@@ -201,6 +200,8 @@ def _read_dense(
         raise _error(src, f"spike values must be numbers, got {ds.dtype}", ds.name)
     t = _read_all(src, group["t"])
     unit_ids = _read_ids(src, group, "unit_ids")
+    if lazy and ds.ndim == 2:
+        safety.check_dataset(ds, path=src.name, whole=False)
     spikes: Any = ds if lazy and ds.ndim == 2 else _read_all(src, ds)
     names = {
         "t": _member(group, "t"),
@@ -340,6 +341,8 @@ def read_table(src: Source) -> dict[str, np.ndarray]:
             if data.ndim == 1:
                 out[key] = data.astype(np.float64)
         return out
+    except (KeyError, RuntimeError, OSError) as exc:
+        raise _error(src, f"cannot read ({exc})") from exc
     finally:
         f.close()
 
