@@ -238,8 +238,8 @@ def _string_column(src: Source, group: h5py.Group, n_units: int) -> np.ndarray |
 def _window(src: Source, group: h5py.Group) -> tuple[float | None, float | None]:
     """Recording window hints: our t_start/t_stop attributes, else the span of
     NWB ``obs_intervals``."""
-    t_start = group.attrs.get("t_start")
-    t_stop = group.attrs.get("t_stop")
+    t_start = safety.read_attr_scalar(group, "t_start", path=src.name, kind="time")
+    t_stop = safety.read_attr_scalar(group, "t_stop", path=src.name, kind="time")
     if t_start is None and t_stop is None and _is_dataset(group, "obs_intervals"):
         ds = group["obs_intervals"]
         intervals = np.asarray(_read_all(src, ds), dtype=np.float64)
