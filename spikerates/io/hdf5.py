@@ -272,12 +272,9 @@ def _read_units(
             _member(group, index_name),
         )
     index_ds = group[index_name]
-    trains = ragged_to_trains(
-        _read_all(src, times_ds),
-        _read_all(src, index_ds),
-        source=src.name,
-        dataset=times_ds.name,
-    )
+    flat, index = _read_all(src, times_ds), _read_all(src, index_ds)
+    safety.check_ragged(flat, index, path=src.name, dataset=times_ds.name)
+    trains = ragged_to_trains(flat, index, source=src.name, dataset=times_ds.name)
     ids_name = "id" if _is_dataset(group, "id") else "unit_ids"
     unit_ids = _read_ids(src, group, ids_name)
     if unit_ids is not None and unit_ids.size != len(trains):

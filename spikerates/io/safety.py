@@ -77,6 +77,7 @@ __all__ = [
     "check_array_size",
     "check_dataset",
     "check_line_lengths",
+    "check_ragged",
     "check_times",
     "external_data_allowed",
     "iter_lines",
@@ -311,6 +312,50 @@ def check_times(
             f"times must be seconds (set {env_name('MAX_ABS_TIME')} to allow more)",
             path=path,
             dataset=dataset,
+        )
+
+
+def check_ragged(
+    flat: Any,
+    index: Any,
+    *,
+    path: str | None = None,
+    dataset: str = "spike_times",
+) -> None:
+    """Check an NWB-style ragged pair before it is split into units.
+
+    The times must pass :func:`check_times`; an end offset beyond the number
+    of times is named as stored (an unsigned ``2**64 - 1`` is not shown as
+    ``-1``, a float ``1e300`` not as a wrapped integer).
+
+    Parameters
+    ----------
+    flat : array_like, shape (n,)
+        All spike times in seconds.
+    index : array_like, shape (N,)
+        End offset of each unit in ``flat``.
+    """
+    check_times(flat, path=path, dataset=dataset)
+    ends = np.asarray(index)
+    if ends.size == 0 or ends.dtype.kind not in "iuf":
+        return
+    n_values = int(np.size(flat))
+    if ends.dtype.kind == "f":
+        beyond = ~(np.abs(ends) <= n_values)
+    else:
+        beyond = (
+            (ends > n_values) | (ends < 0)
+            if ends.dtype.kind == "i"
+            else ends > n_values
+        )
+    if np.any(beyond):
+        value = ends.ravel()[np.flatnonzero(np.ravel(beyond))[0]]
+        shown = repr(float(value)) if ends.dtype.kind == "f" else str(int(value))
+        raise SpikeDataError(
+            f"end offset {shown} is out of range: there are {n_values} spike "
+            f"times in {dataset}",
+            path=path,
+            dataset=f"{dataset}_index",
         )
 
 
