@@ -227,10 +227,17 @@ def _string_column(src: Source, group: h5py.Group, n_units: int) -> np.ndarray |
         if key.lower() not in LABEL_COLUMNS or not _is_dataset(group, key):
             continue
         ds = group[key]
-        if ds.ndim != 1 or ds.shape[0] != n_units:
-            continue
         if h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind != "S":
             continue
+        if _is_dataset(group, f"{key}_index"):
+            continue  # a ragged column: several values per unit
+        if ds.ndim != 1 or ds.shape[0] != n_units:
+            raise _error(
+                src,
+                f"a label column of shape {ds.shape} for {n_units} units; "
+                "expected one label per unit",
+                ds.name,
+            )
         return normalize_unit_ids(_read_all(src, ds)).astype(str)
     return None
 
