@@ -286,8 +286,9 @@ def check_array_size(
 def check_times(
     values: Any, *, path: str | None = None, dataset: str | None = None
 ) -> None:
-    """Refuse times in seconds that are not finite or beyond
-    :data:`MAX_ABS_TIME`, so that no grid arithmetic overflows on them.
+    """Refuse times in seconds beyond :data:`MAX_ABS_TIME`, so that no grid
+    arithmetic overflows on them (NaN and infinities are left to the data
+    model, which names them).
 
     Parameters
     ----------
@@ -299,17 +300,17 @@ def check_times(
         return
     bound = limit("MAX_ABS_TIME")
     if arr.dtype.kind == "f":
-        bad = ~(np.abs(arr) <= bound)
+        bad = np.isfinite(arr) & (np.abs(arr) > bound)
     else:
-        lo, hi = arr.min(), arr.max()
-        if -bound <= float(lo) and float(hi) <= bound:
+        if -bound <= float(arr.min()) and float(arr.max()) <= bound:
             return
         bad = (arr > bound) | (arr < -bound) if arr.dtype.kind == "i" else arr > bound
     if np.any(bad):
         first = arr.ravel()[np.flatnonzero(np.ravel(bad))[0]]
+        shown = f"{float(first):g}" if arr.dtype.kind == "f" else str(int(first))
         raise SpikeDataError(
-            f"time {first!r} s is not a finite time within ±{bound:g} s; "
-            f"times must be seconds (set {env_name('MAX_ABS_TIME')} to allow more)",
+            f"time {shown} s is beyond ±{bound:g} s; times must be seconds "
+            f"(set {env_name('MAX_ABS_TIME')} to allow more)",
             path=path,
             dataset=dataset,
         )
