@@ -353,8 +353,7 @@ def check_ragged(
         value = ends.ravel()[np.flatnonzero(np.ravel(beyond))[0]]
         shown = repr(float(value)) if ends.dtype.kind == "f" else str(int(value))
         raise SpikeDataError(
-            f"end offset {shown} is out of range: there are {n_values} spike "
-            f"times in {dataset}",
+            f"offset {shown} is out of range for {n_values} spike times",
             path=path,
             dataset=f"{dataset}_index",
         )
