@@ -13,6 +13,7 @@ from typing import IO, Any
 import numpy as np
 
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, is_zip
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
@@ -40,16 +41,8 @@ class _Archive:
 
     def __init__(self, src: Source) -> None:
         self.src = src
-        try:
-            self.npz = np.load(src.target(), allow_pickle=False)
-        except _READ_ERRORS as exc:
-            raise SpikeDataError(
-                f"not a readable NPZ archive ({exc})", path=src.name
-            ) from exc
-        if not isinstance(self.npz, np.lib.npyio.NpzFile):
-            raise SpikeDataError(
-                "holds a single .npy array, not an NPZ archive", path=src.name
-            )
+        # Member by member within the resource policy, never unpickling.
+        self.npz = safety.open_npz(src.target(), name=src.name)
         self.names = list(self.npz.files)
 
     def __contains__(self, name: str) -> bool:
@@ -58,6 +51,8 @@ class _Archive:
     def __getitem__(self, name: str) -> np.ndarray:
         try:
             return self.npz[name]
+        except SpikeDataError:
+            raise
         except ValueError as exc:
             if "allow_pickle" in str(exc):
                 raise SpikeDataError(
@@ -110,12 +105,9 @@ def _read_events(archive: _Archive, times_name: str) -> SpikeTrains:
             f"spikes beside {times_name}",
             index_name,
         )
-    trains = ragged_to_trains(
-        archive[times_name],
-        archive[index_name],
-        source=archive.src.name,
-        dataset=times_name,
-    )
+    flat, index = archive[times_name], archive[index_name]
+    safety.check_ragged(flat, index, path=archive.src.name, dataset=times_name)
+    trains = ragged_to_trains(flat, index, source=archive.src.name, dataset=times_name)
     unit_ids = _ids(archive, "unit_ids")
     if unit_ids is not None and unit_ids.size != len(trains):
         raise archive.error(
