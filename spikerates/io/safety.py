@@ -1220,6 +1220,7 @@ def parse_params(path: str) -> dict[str, Any]:
     if "\x00" in text:
         raise SpikeDataError("binary data, not Python text", path=path)
     params: dict[str, Any] = {}
+    lines = text.splitlines(keepends=True)
     statement: list[tokenize.TokenInfo] = []
     # Only module-level statements count (not those inside an if/def block).
     indent = 0
@@ -1227,7 +1228,7 @@ def parse_params(path: str) -> dict[str, Any]:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
                 if indent == 0:
-                    _assign(statement, params, path)
+                    _assign(statement, params, path, lines)
                 statement = []
             elif tok.type == tokenize.INDENT:
                 indent += 1
@@ -1252,8 +1253,37 @@ def parse_params(path: str) -> dict[str, Any]:
     return params
 
 
+#: Assignments up to this many characters are also checked by Python's own
+#: parser, for a syntax error message (longer ones are only tokenized).
+_SYNTAX_CHECK_CHARS = 10_000
+
+
+def _check_syntax(
+    tokens: list[tokenize.TokenInfo], lines: list[str], path: str
+) -> None:
+    """Refuse an assignment that Python would not parse (``a = = 3``)."""
+    import ast
+
+    first, last = tokens[0].start[0], tokens[-1].end[0]
+    source = "".join(lines[first - 1 : last])
+    if len(source) > _SYNTAX_CHECK_CHARS:
+        return
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        line = first + (exc.lineno or 1) - 1
+        raise SpikeDataError(
+            f"line {line}: not valid Python syntax ({exc.msg})", path=path
+        ) from None
+    except (RecursionError, MemoryError, ValueError):
+        return
+
+
 def _assign(
-    tokens: list[tokenize.TokenInfo], params: dict[str, Any], path: str
+    tokens: list[tokenize.TokenInfo],
+    params: dict[str, Any],
+    path: str,
+    lines: list[str],
 ) -> None:
     """Record ``name = literal`` (chained ``a = b = literal`` too)."""
     names = []
@@ -1266,6 +1296,8 @@ def _assign(
     ):
         names.append(tokens[i].string)
         i += 2
+    if names:
+        _check_syntax(tokens, lines, path)
     if not names or i >= len(tokens):
         return
     try:
