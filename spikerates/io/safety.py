@@ -946,6 +946,8 @@ def iter_lines(
             return
         number += 1
         if len(line) > bound and not line.endswith(b"\n"):
+            if b"\x00" in line:
+                raise SpikeDataError("binary data, not text", path=path)
             name = "MAX_HEADER_BYTES" if what == "header line" else "MAX_LINE_BYTES"
             raise InputLimitError(
                 f"line {number}: a {what} longer than {format_bytes(bound)}; "
@@ -956,34 +958,80 @@ def iter_lines(
 
 
 def check_line_lengths(
-    fh: IO[bytes], *, max_line: int | None = None, path: str | None = None
+    fh: IO[bytes],
+    *,
+    sep: str | None = None,
+    n_fields: int | None = None,
+    max_line: int | None = None,
+    path: str | None = None,
 ) -> None:
-    """Read a binary stream to its end and refuse a line longer than
-    ``max_line`` bytes (default :data:`MAX_LINE_BYTES`); memory stays at
-    one block."""
+    """Read a binary stream to its end and refuse an overlong or overwide line.
+
+    A line longer than ``max_line`` bytes (default :data:`MAX_LINE_BYTES`)
+    is refused; with ``sep`` and ``n_fields`` (the header's), so is a line
+    of more than ``max(2 * n_fields, n_fields + 64)`` fields, which a table
+    parser would turn into as many columns. Memory stays at one block; a
+    block whose lines all have the header's width costs two ``count`` calls.
+    """
     bound = int(limit("MAX_LINE_BYTES") if max_line is None else max_line)
-    block = max(1, bound)
-    run = 0
-    lines = 0
+    block = max(1, min(bound, 1 << 20))
+    sep_byte = None if sep is None else sep.encode()
+    width = 0 if n_fields is None else max(0, n_fields - 1)
+    max_seps = max(2 * width + 2, width + 64) if sep_byte else 0
+    run = run_seps = 0
+    line = 1
+
+    def refuse(number: int, what: str) -> InputLimitError:
+        name = "MAX_LINE_BYTES" if what == "long" else "MAX_COLUMNS"
+        detail = (
+            f"a line longer than {format_bytes(bound)}"
+            if what == "long"
+            else f"more than {max_seps + 1} fields where the header names "
+            f"{n_fields} columns"
+        )
+        hint = f"; set {env_name(name)} to raise the limit" if what == "long" else ""
+        return InputLimitError(f"line {number}: {detail}{hint}", path=path)
+
     while True:
         chunk = fh.read(block)
         if not chunk:
             return
-        first = chunk.find(b"\n")
-        if first < 0:
+        n_breaks = chunk.count(b"\n")
+        if n_breaks == 0:
             run += len(chunk)
-        else:
-            run += first
-            lines += chunk.count(b"\n")
-        if run > bound:
-            raise InputLimitError(
-                f"near line {lines + 1}: a line longer than {format_bytes(bound)}; "
-                f"set {env_name('MAX_LINE_BYTES')} to raise the limit",
-                path=path,
-            )
-        if first >= 0:
-            # Lines inside one block are shorter than the block.
-            run = len(chunk) - chunk.rfind(b"\n") - 1
+            run_seps += chunk.count(sep_byte) if sep_byte else 0
+            if run > bound:
+                raise refuse(line, "long")
+            if sep_byte and run_seps > max_seps:
+                raise refuse(line, "wide")
+            continue
+        first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
+        if run + first > bound:
+            raise refuse(line, "long")
+        if sep_byte and run_seps + chunk.count(sep_byte, 0, first) > max_seps:
+            raise refuse(line, "wide")
+        if sep_byte and n_breaks > 1:
+            seps = chunk.count(sep_byte, first + 1, last)
+            if seps != (n_breaks - 1) * width:
+                # Some line differs from the header: find any that is too wide.
+                wide = _widest_line(chunk[first + 1 : last], sep_byte[0], max_seps)
+                if wide is not None:
+                    raise refuse(line + 1 + wide, "wide")
+        line += n_breaks
+        run = len(chunk) - last - 1
+        run_seps = chunk.count(sep_byte, last + 1) if sep_byte else 0
+
+
+def _widest_line(text: bytes, sep: int, max_seps: int) -> int | None:
+    """Index of the first line of ``text`` with more than ``max_seps``
+    separators, or None."""
+    arr = np.frombuffer(text, dtype=np.uint8)
+    breaks = np.flatnonzero(arr == 10)
+    cum = np.concatenate([[0], np.cumsum(arr == sep)])
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [arr.size]])
+    over = np.flatnonzero(cum[ends] - cum[starts] > max_seps)
+    return int(over[0]) if over.size else None
 
 
 def check_header_fields(line: str, n_fields: int, *, path: str | None = None) -> None:
