@@ -249,15 +249,24 @@ def _layout(fields: Sequence[str]) -> tuple[str, int, int]:
     return "none", -1, -1
 
 
+def _int64(text: str) -> int | None:
+    """``text`` as an integer when it is one that fits int64, else None."""
+    if len(text) > 20 or not re.fullmatch(r"[+-]?\d+", text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
 def _dense_ids(table: _Table) -> np.ndarray:
     names = table.fields[1:]
-    if all(re.fullmatch(r"[+-]?\d+", n) for n in names):
-        ids = np.array([int(n) for n in names], dtype=np.int64)
+    numbers = [_int64(n) for n in names]
+    if all(v is not None for v in numbers):
+        ids = np.array(numbers, dtype=np.int64)
     else:
         ids = np.array(names, dtype=str)
     seen: set[str] = set()
-    for n in names:
-        key = str(int(n)) if re.fullmatch(r"[+-]?\d+", n) else n
+    for n, number in zip(names, numbers, strict=True):
+        key = n if number is None else str(number)
         if key in seen:
             raise table.error(
                 f"unit column {n!r} appears twice in the header; unit ids must be "
@@ -295,6 +304,9 @@ def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
     divisor = time_divisor(table.fields[time_col])
     if divisor != 1.0:
         times = times / divisor
+    safety.check_times(
+        times, path=table.src.name, dataset=f"column {table.fields[time_col]!r}"
+    )
     ids, inverse = np.unique(units, return_inverse=True)
     inverse = inverse.ravel()
     keep = ~empty
@@ -313,6 +325,7 @@ def _read_dense(table: _Table, values: str, dt: float | None) -> DenseSpikes:
     divisor = time_divisor(table.fields[0], DENSE_TIME_COLUMNS) or 1.0
     if divisor != 1.0:
         t = t / divisor
+    safety.check_times(t, path=table.src.name, dataset=f"column {table.fields[0]!r}")
     ids = _dense_ids(table)
     columns = []
     all_int = True
