@@ -199,6 +199,7 @@ def _read_dense(
     if ds.dtype.kind not in "iufb":
         raise _error(src, f"spike values must be numbers, got {ds.dtype}", ds.name)
     t = _read_all(src, group["t"])
+    safety.check_times(t, path=src.name, dataset=_member(group, "t"))
     unit_ids = _read_ids(src, group, "unit_ids")
     if lazy and ds.ndim == 2:
         safety.check_dataset(ds, path=src.name, whole=False)

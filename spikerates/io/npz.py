@@ -131,9 +131,11 @@ def _read_dense(
 ) -> DenseSpikes:
     if "t" not in archive:
         raise archive.error(f"missing; the time axis of {name!r} is needed", "t")
+    t = archive["t"]
+    safety.check_times(t, path=archive.src.name, dataset="t")
     try:
         return DenseSpikes(
-            archive["t"],
+            t,
             archive[name],
             unit_ids=_ids(archive, "unit_ids"),
             values=values,
