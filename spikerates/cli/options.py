@@ -265,6 +265,12 @@ def spike_input_options(*, chunking: bool) -> FC:
             show_default=True,
             help="Process this many inputs at once.",
         ),
+        click.option(
+            "--allow-external-data",
+            is_flag=True,
+            help="Follow HDF5 external links, external storage and virtual "
+            "datasets, which read other files than INPUT (refused by default).",
+        ),
         plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
     ]
     if chunking:
