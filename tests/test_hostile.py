@@ -186,13 +186,38 @@ def events_npz(path: Path, times: np.ndarray, index: np.ndarray) -> None:
     )
 
 
+def raw_zip(path: Path, entries: list[tuple[str, int, bytes, int, int]]) -> None:
+    """Write a zip archive by hand: entries of (name, method, stored bytes,
+    declared uncompressed size, crc), so that sizes need not be true."""
+
+    def u16(v: int) -> bytes:
+        return v.to_bytes(2, "little")
+
+    def u32(v: int) -> bytes:
+        return v.to_bytes(4, "little")
+
+    body, central = b"", b""
+    for name, method, data, size, crc in entries:
+        raw = name.encode()
+        common = u16(0) + u16(method) + u32(0) + u32(crc) + u32(len(data))
+        common += u32(size) + u16(len(raw))
+        local = b"PK\x03\x04" + u16(20) + common + u16(0) + raw
+        central += b"PK\x01\x02" + u16(20) + u16(20) + common
+        central += u16(0) * 3 + u16(0) + u32(0) + u32(len(body)) + raw
+        body += local + data
+    end = b"PK\x05\x06" + u16(0) * 2 + u16(len(entries)) * 2
+    end += u32(len(central)) + u32(len(body)) + u16(0)
+    path.write_bytes(body + central + end)
+
+
 def deflate_bomb(path: Path, n_bytes: int) -> None:
-    """An NPZ whose one member ``spikes.npy`` declares ``n_bytes`` of float64
-    zeros, compressed about a thousandfold. The compressed stream repeats one
-    full-flush block, so building it reads no gigabytes; its CRC is not
-    computed (a reader must refuse before it gets that far)."""
+    """An NPZ whose member ``spikes.npy`` declares ``n_bytes`` of float64
+    zeros, compressed about a thousandfold, beside a small valid ``t.npy``.
+    The compressed stream repeats one full-flush block, so building it reads
+    no gigabytes; its CRC is not computed (a reader must refuse before it
+    gets that far)."""
     n_values = n_bytes // 8
-    header = npy_header((n_values,))
+    header = npy_header((n_values, 1))
     block = 1 << 20
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
     parts = [comp.compress(header) + comp.flush(zlib.Z_FULL_FLUSH)]
@@ -202,48 +227,14 @@ def deflate_bomb(path: Path, n_bytes: int) -> None:
     payload = n_values * 8
     parts.append(first * (payload // block))
     parts.append(comp.compress(bytes(payload % block)) + comp.flush())
-    data = b"".join(parts)
-    total = len(header) + payload
-    name = b"spikes.npy"
-    crc = 0
-    local = (
-        b"PK\x03\x04"
-        + (20).to_bytes(2, "little")
-        + (0).to_bytes(2, "little")
-        + (8).to_bytes(2, "little")
-        + (0).to_bytes(4, "little")
-        + crc.to_bytes(4, "little")
-        + len(data).to_bytes(4, "little")
-        + total.to_bytes(4, "little")
-        + len(name).to_bytes(2, "little")
-        + (0).to_bytes(2, "little")
-        + name
+    t = npy_bytes(np.arange(1, 4) * 1e-3)
+    raw_zip(
+        path,
+        [
+            ("t.npy", 0, t, len(t), zlib.crc32(t)),
+            ("spikes.npy", 8, b"".join(parts), len(header) + payload, 0),
+        ],
     )
-    central = (
-        b"PK\x01\x02"
-        + (20).to_bytes(2, "little") * 2
-        + (0).to_bytes(2, "little")
-        + (8).to_bytes(2, "little")
-        + (0).to_bytes(4, "little")
-        + crc.to_bytes(4, "little")
-        + len(data).to_bytes(4, "little")
-        + total.to_bytes(4, "little")
-        + len(name).to_bytes(2, "little")
-        + (0).to_bytes(2, "little") * 3
-        + (0).to_bytes(2, "little")
-        + (0).to_bytes(4, "little")
-        + (0).to_bytes(4, "little")
-        + name
-    )
-    end = (
-        b"PK\x05\x06"
-        + (0).to_bytes(2, "little") * 2
-        + (1).to_bytes(2, "little") * 2
-        + len(central).to_bytes(4, "little")
-        + (len(local) + len(data)).to_bytes(4, "little")
-        + (0).to_bytes(2, "little")
-    )
-    path.write_bytes(local + data + central + end)
 
 
 def encrypted_npz(path: Path) -> None:

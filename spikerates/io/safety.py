@@ -587,6 +587,14 @@ def open_hdf5_readonly(
         ) from exc
     try:
         scan_hdf5(f, allow_external, path=name)
+    except SpikeDataError:
+        f.close()
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        # h5py's errors on a damaged file, from anywhere in the walk.
+        f.close()
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise SpikeDataError(f"damaged HDF5 file ({text})", path=name) from exc
     except BaseException:
         f.close()
         raise
