@@ -1249,3 +1249,23 @@ def test_failure_mid_stream_leaves_nothing(tmp_path, monkeypatch, dense_files, f
     assert_one_line_error(result, dense_files["npz"], "third chunk")
     assert FailingFilter.calls == 3
     assert directory_entries(out_dir) == []
+
+
+def test_allow_external_data_follows_an_external_link(tmp_path):
+    """HDF5 data in another file is refused unless --allow-external-data."""
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = np.eye(4, dtype=np.int64)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["t"] = np.arange(1, 5) * 1e-3
+        f["spikes"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/data")
+    out = tmp_path / "out.npz"
+    refused = run(["events", tmp_path / "in.h5", "-o", out])
+    assert_one_line_error(refused, "/spikes", "--allow-external-data")
+    assert not out.exists()
+    result = run(["events", tmp_path / "in.h5", "--allow-external-data", "-o", out])
+    assert result.exit_code == 0, result.stderr
+    with np.load(out) as npz:
+        times = npz["spike_times"]
+    assert times.tolist() == pytest.approx([0.001, 0.002, 0.003, 0.004])
