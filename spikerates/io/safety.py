@@ -1275,8 +1275,8 @@ def parse_params(path: str) -> dict[str, Any]:
         raise SpikeDataError("not UTF-8 text", path=path) from exc
     if "\x00" in text:
         raise SpikeDataError("binary data, not Python text", path=path)
+    _check_syntax(text, path)
     params: dict[str, Any] = {}
-    lines = text.splitlines(keepends=True)
     statement: list[tokenize.TokenInfo] = []
     # Only module-level statements count (not those inside an if/def block).
     indent = 0
@@ -1284,7 +1284,7 @@ def parse_params(path: str) -> dict[str, Any]:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
                 if indent == 0:
-                    _assign(statement, params, path, lines)
+                    _assign(statement, params, path)
                 statement = []
             elif tok.type == tokenize.INDENT:
                 indent += 1
@@ -1309,37 +1309,31 @@ def parse_params(path: str) -> dict[str, Any]:
     return params
 
 
-#: Assignments up to this many characters are also checked by Python's own
-#: parser, for a syntax error message (longer ones are only tokenized).
-_SYNTAX_CHECK_CHARS = 10_000
+#: A params.py up to this many characters is also checked by Python's own
+#: parser, for its syntax error messages (longer ones are only tokenized).
+_SYNTAX_CHECK_CHARS = 100_000
 
 
-def _check_syntax(
-    tokens: list[tokenize.TokenInfo], lines: list[str], path: str
-) -> None:
-    """Refuse an assignment that Python would not parse (``a = = 3``)."""
+def _check_syntax(text: str, path: str) -> None:
+    """Refuse a file that Python would not parse (``a = = 3``)."""
     import ast
 
-    first, last = tokens[0].start[0], tokens[-1].end[0]
-    source = "".join(lines[first - 1 : last])
-    if len(source) > _SYNTAX_CHECK_CHARS:
+    if len(text) > _SYNTAX_CHECK_CHARS:
         return
     try:
-        ast.parse(source)
+        ast.parse(text)
     except SyntaxError as exc:
-        line = first + (exc.lineno or 1) - 1
+        where = f"line {exc.lineno}: " if exc.lineno else ""
         raise SpikeDataError(
-            f"line {line}: not valid Python syntax ({exc.msg})", path=path
+            f"{where}not valid Python syntax ({exc.msg})", path=path
         ) from None
     except (RecursionError, MemoryError, ValueError):
+        # Too deep for the parser's own limits: the tokens decide.
         return
 
 
 def _assign(
-    tokens: list[tokenize.TokenInfo],
-    params: dict[str, Any],
-    path: str,
-    lines: list[str],
+    tokens: list[tokenize.TokenInfo], params: dict[str, Any], path: str
 ) -> None:
     """Record ``name = literal`` (chained ``a = b = literal`` too)."""
     names = []
@@ -1352,8 +1346,6 @@ def _assign(
     ):
         names.append(tokens[i].string)
         i += 2
-    if names:
-        _check_syntax(tokens, lines, path)
     if not names or i >= len(tokens):
         return
     try:
