@@ -4,7 +4,8 @@
         -rss_limit_mb=1024 -timeout=10 tests/fuzz/corpus/npz
 
 Each input is written as ``input.npz`` and read with
-:func:`spikerates.io.read_spikes` and :func:`spikerates.io.read_table`;
+:func:`spikerates.io.read_spikes` or (odd lengths)
+:func:`spikerates.io.read_table`;
 anything but a :class:`spikerates.errors.SpikeratesError` is a finding.
 """
 
@@ -28,14 +29,11 @@ PATH = os.path.join(FOLDER, "input.npz")
 
 def test_one_input(data: bytes) -> None:
     write(PATH, data)
-    for read in (io.read_spikes, io.read_table):
-        try:
-            result = read(PATH)
-        except SpikeratesError:
-            continue
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
+    read = io.read_table if len(data) % 2 else io.read_spikes
+    try:
+        read(PATH)
+    except SpikeratesError:
+        pass
 
 
 if __name__ == "__main__":
