@@ -661,3 +661,59 @@ def test_unreadable_file_is_permission_denied_for_real(work: Path) -> None:
     finally:
         locked.chmod(0o755)
     assert_refused(run, "permission denied")
+
+
+# ----------------------------------------------------------------------------
+# Inputs the coverage-guided fuzzers found (tests/fuzz/findings/<target>/)
+
+FINDINGS = Path(__file__).parent / "fuzz" / "findings"
+SUFFIXES = {"npz": [".npz"], "hdf5": [".h5", ".nwb"], "csv": [".csv", ".tsv"]}
+
+
+def _findings() -> list[Path]:
+    return sorted(p for p in FINDINGS.glob("*/*") if p.is_file())
+
+
+@pytest.mark.parametrize(
+    "finding", _findings(), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_fuzz_findings_are_fixed(tmp_path: Path, finding: Path) -> None:
+    """Each saved finding now reads to data or to one of spikerates' errors."""
+    from spikerates import io
+    from spikerates.errors import SpikeratesError
+
+    target = finding.parent.name
+    data = finding.read_bytes()
+    if target == "phy":
+        folder = tmp_path / "phy"
+        folder.mkdir()
+        names = ("spike_times.npy", "spike_clusters.npy", "params.py")
+        names += ("cluster_group.tsv", "cluster_KSLabel.tsv")
+        for name, part in zip(names, data.split(b"\n--8<--\n"), strict=False):
+            (folder / name).write_bytes(part)
+        paths = [folder]
+    elif target == "params":
+        (tmp_path / "params.py").write_bytes(data)
+        try:
+            safety.parse_params(str(tmp_path / "params.py"))
+        except SpikeratesError:
+            pass
+        return
+    else:
+        suffixes = SUFFIXES[target]
+        paths = []
+        for suffix in suffixes:
+            path = tmp_path / f"input{suffix}"
+            path.write_bytes(data)
+            paths.append(path)
+    for path in paths:
+        for read in (io.read_spikes, io.read_table):
+            if read is io.read_table and path.is_dir():
+                continue
+            try:
+                result = read(path)
+            except SpikeratesError:
+                continue
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()

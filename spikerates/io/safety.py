@@ -810,7 +810,10 @@ class SafeNpz:
         self.name = name
         try:
             self.zip = zipfile.ZipFile(fileobj)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        except Exception as exc:
+            # zipfile's parser raises BadZipFile, NotImplementedError (a
+            # version it does not know), struct.error, ValueError... on
+            # damaged archives: all of them mean the same to the user.
             raise SpikeDataError(
                 f"not a readable NPZ archive ({exc or type(exc).__name__})", path=name
             ) from exc
