@@ -17,13 +17,15 @@ dense -> events -> dense is the identity.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.names import VALUE_MODES
+from spikerates.params import Integer, positive_seconds
 
 __all__ = [
     "VALUE_MODES",
@@ -45,11 +47,13 @@ __all__ = [
 #: Tolerance, in units of ``dt``, within which a time counts as a grid time.
 SNAP = 1e-9
 
-#: Accepted values of ``--values``.
-VALUE_MODES = ("auto", "counts", "amplitude")
 
-#: Relative tolerance of the ``--values auto`` test and of uniform steps.
+#: Relative tolerance of the ``values="auto"`` test and of uniform steps.
 RTOL = 1e-6
+
+#: Spikes binned together, on average, by :func:`iter_spike_chunks` (a few
+#: arrays of this many values).
+BATCH_SPIKES = 1 << 16
 
 # Values read at a time when a dense matrix is scanned by row blocks, so that
 # memory stays bounded on lazily read HDF5 datasets.
@@ -175,8 +179,7 @@ class Grid:
     n_steps: int
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.dt) and self.dt > 0):
-            raise ParameterError("dt", f"must be a finite number > 0, got {self.dt}")
+        object.__setattr__(self, "dt", positive_seconds("dt", self.dt))
         if not np.isfinite(self.t_start):
             raise ParameterError("t_start", f"must be finite, got {self.t_start}")
         if self.n_steps < 0:
@@ -194,6 +197,12 @@ class Grid:
         """Grid times ``t[k]`` for ``k`` in ``[k0, k1)``, seconds, shape (k1-k0,)."""
         k0, k1 = self._range(k0, k1)
         return self.t_start + (np.arange(k0, k1, dtype=np.int64) + 1) * self.dt
+
+    def steps_to(self, time: float) -> int:
+        """The integer ``j`` with ``t_start + (j-1)*dt < time <= t_start + j*dt``
+        (snapped as :func:`bin_index` snaps): the bins from ``t_start`` up to
+        the one holding ``time``, counted with sign."""
+        return _snapped_ceil(float(time), self.t_start, self.dt)
 
     def _range(self, k0: int, k1: int | None) -> tuple[int, int]:
         k1 = self.n_steps if k1 is None else int(k1)
@@ -375,8 +384,9 @@ class SpikeTrains:
         File the spikes came from (named in error messages).
     obs_intervals : list of ndarray, optional
         Per unit, a (K, 2) array of ``[start, stop]`` times in seconds where
-        the unit was observed (NWB ``obs_intervals``). ``None`` means every
-        unit is observed over the whole recording window.
+        the unit was observed (NWB ``obs_intervals``), or None for a unit
+        observed over the whole recording. ``None`` means every unit is
+        observed over the whole recording window.
     label_column : str, optional
         Name of the column the labels came from (``quality``, ``group``,
         ``KSLabel``...), so that writers can give them back under that name.
@@ -476,6 +486,10 @@ class SpikeTrains:
             )
         checked = []
         for i, iv in enumerate(intervals):
+            if iv is None:
+                # This unit is observed over the whole recording.
+                checked.append(None)
+                continue
             arr = np.asarray(iv, dtype=np.float64).reshape(-1, 2)
             if not np.all(np.isfinite(arr)) or np.any(arr[:, 1] < arr[:, 0]):
                 raise SpikeDataError(
@@ -556,7 +570,7 @@ class SpikeTrains:
         t_start: float | None = None,
         t_stop: float | None = None,
     ) -> Grid:
-        """The grid to bin these spikes on (SPEC section 4).
+        """The grid to bin these spikes on (see the module docstring).
 
         Parameters
         ----------
@@ -577,9 +591,7 @@ class SpikeTrains:
         -------
         Grid
         """
-        dt = float(dt)
-        if not (np.isfinite(dt) and dt > 0):
-            raise ParameterError("dt", f"must be a finite number > 0, got {dt}")
+        dt = positive_seconds("dt", dt)
         if t_start is None:
             t_start = self.t_start
         if t_start is None:
@@ -600,6 +612,270 @@ class SpikeTrains:
             if n_steps < 0:
                 raise ParameterError("t_stop", f"{t_stop} is before t_start {t_start}")
         return Grid(t_start, dt, n_steps)
+
+    def restrict(
+        self, window: Grid | float, t_stop: float | None = None
+    ) -> SpikeTrains:
+        """The spikes inside a window.
+
+        Parameters
+        ----------
+        window : Grid or float
+            A :class:`Grid`: the spikes that fall in its bins by the binning
+            rule (``t[0] - dt < s <= t[-1]``, see :func:`bin_index`), with the
+            grid's ``t_start`` and ``t_stop``. A number: the start of the
+            closed window ``[window, t_stop]`` in seconds.
+        t_stop : float, optional
+            End of the closed window in seconds (with a number only).
+
+        Returns
+        -------
+        SpikeTrains
+            Other fields kept; observation intervals (when the data has
+            them) intersected with the window.
+        """
+        if isinstance(window, Grid):
+            grid = window
+            kept = []
+            for times in self.spike_times:
+                k = bin_index(times, grid.t_start, grid.dt)
+                kept.append(times[(k >= 0) & (k < grid.n_steps)])
+            return self._with(
+                kept,
+                grid.t_start,
+                grid.t_stop,
+                None
+                if self.obs_intervals is None
+                else [
+                    None
+                    if iv is None
+                    else intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
+                    for iv in self.obs_intervals
+                ],
+            )
+        if t_stop is None:
+            raise ParameterError("t_stop", "is needed with a t_start in seconds")
+        t_lo, t_hi = float(window), float(t_stop)
+        return self.restrict_epochs([[t_lo, t_hi]], window=(t_lo, t_hi))
+
+    def _with(self, spike_times, t_start, t_stop, obs_intervals) -> SpikeTrains:
+        return SpikeTrains(
+            spike_times,
+            unit_ids=self.unit_ids,
+            t_start=t_start,
+            t_stop=t_stop,
+            labels=self.labels,
+            source=self.source,
+            obs_intervals=obs_intervals,
+            label_column=self.label_column,
+            info=dict(self.info),
+        )
+
+    def restrict_epochs(
+        self, epochs: Any, *, window: tuple[float, float] | None = None
+    ) -> SpikeTrains:
+        """The spikes inside any of ``epochs``; the units observed only there.
+
+        Parameters
+        ----------
+        epochs : (K, 2) array_like
+            ``[start, stop]`` times in seconds (closed intervals: a spike on
+            an epoch's start or stop is kept). Overlapping epochs are merged.
+        window : (float, float), optional
+            Recording window of the result (default: the recording's, or the
+            epochs' span).
+
+        Returns
+        -------
+        SpikeTrains
+            With ``obs_intervals`` the intersection of each unit's
+            observation intervals (or of the recording window) with the
+            epochs.
+        """
+        epochs = check_intervals(epochs, "epochs")
+        if window is None:
+            lo = self.t_start if self.t_start is not None else epochs[0, 0]
+            hi = self.t_stop if self.t_stop is not None else epochs[-1, 1]
+            window = (float(lo), float(hi))
+        t_lo, t_hi = float(window[0]), float(window[1])
+        if not t_lo <= t_hi:
+            raise ParameterError("t_stop", f"{t_hi} is before t_start {t_lo}")
+        trains = []
+        for times in self.spike_times:
+            i0 = np.searchsorted(times, epochs[:, 0], side="left")
+            i1 = np.searchsorted(times, epochs[:, 1], side="right")
+            parts = [times[a:b] for a, b in zip(i0, i1, strict=True)]
+            trains.append(np.concatenate(parts) if parts else times[:0])
+        observed = []
+        for unit in range(self.n_units):
+            base = None if self.obs_intervals is None else self.obs_intervals[unit]
+            if base is None:
+                base = np.array([[t_lo, t_hi]])
+            observed.append(intersect_intervals(base, epochs))
+        return self._with(trains, t_lo, t_hi, observed)
+
+    def bin(self, grid: Grid, k0: int = 0, k1: int | None = None) -> np.ndarray:
+        """Spike counts per bin of ``grid``, int64 of shape (k1 - k0, N).
+
+        See :func:`bin_spikes` for the binning rule.
+        """
+        return bin_spikes(self.spike_times, grid, k0, k1)
+
+    def iter_chunks(
+        self,
+        grid: Grid,
+        chunk_steps: int,
+        *,
+        first: int = 0,
+        stop: int | None = None,
+        batch_spikes: int = BATCH_SPIKES,
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """The spikes of ``grid`` bins chunk by chunk; see :func:`iter_spike_chunks`."""
+        return iter_spike_chunks(
+            self.spike_times,
+            grid,
+            chunk_steps,
+            first=first,
+            stop=stop,
+            batch_spikes=batch_spikes,
+        )
+
+
+def check_intervals(intervals: Any, name: str = "intervals") -> np.ndarray:
+    """Intervals as a sorted (K, 2) float64 array of ``[start, stop]`` seconds,
+    overlapping or touching ones merged (``ParameterError`` if malformed)."""
+    arr = np.asarray(intervals, dtype=np.float64)
+    if arr.size == 0:
+        return np.zeros((0, 2))
+    if arr.ndim == 1 and arr.size == 2:
+        arr = arr.reshape(1, 2)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ParameterError(
+            name, f"expected a (K, 2) array of [start, stop] times, got {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr[:, 1] < arr[:, 0]):
+        raise ParameterError(
+            name, "every interval must be finite with start <= stop (seconds)"
+        )
+    return _merge_intervals(arr)
+
+
+def _merge_intervals(arr: np.ndarray) -> np.ndarray:
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    if arr.shape[0] < 2:
+        return arr.copy()
+    ends = np.maximum.accumulate(arr[:, 1])
+    new = np.concatenate([[True], arr[1:, 0] > ends[:-1]])
+    starts = arr[new, 0]
+    last = np.append(np.flatnonzero(new)[1:] - 1, arr.shape[0] - 1)
+    return np.column_stack([starts, ends[last]])
+
+
+def intersect_intervals(a: Any, b: Any) -> np.ndarray:
+    """Intersection of two sets of closed intervals, a sorted (K, 2) array."""
+    a = _merge_intervals(np.asarray(a, dtype=np.float64).reshape(-1, 2))
+    b = _merge_intervals(np.asarray(b, dtype=np.float64).reshape(-1, 2))
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i, 0], b[j, 0]), min(a[i, 1], b[j, 1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i, 1] < b[j, 1]:
+            i += 1
+        else:
+            j += 1
+    return np.array(out, dtype=np.float64).reshape(-1, 2)
+
+
+def iter_spike_chunks(
+    spike_times: Sequence[np.ndarray],
+    grid: Grid,
+    chunk_steps: int,
+    *,
+    first: int = 0,
+    stop: int | None = None,
+    batch_spikes: int = BATCH_SPIKES,
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield ``(k0, k1, rows, units)``: the spikes of bins ``[k0, k1)``.
+
+    Parameters
+    ----------
+    spike_times : sequence of N sorted ndarrays
+        Spike times in seconds per unit.
+    grid : Grid
+        The bins (see :func:`bin_index`).
+    chunk_steps : int
+        Bins per chunk (>= 1).
+    first, stop : int, optional
+        Range of bins to cover (default the grid's ``0 .. n_steps``); bins
+        before 0 or from ``n_steps`` on continue the grid's rule.
+    batch_spikes : int
+        About how many spikes are binned together in one vectorised pass.
+
+    Yields
+    ------
+    k0, k1 : int
+        The chunk's bins.
+    rows : ndarray of int64
+        Bins counted from ``k0``, ordered by unit then bin; two spikes in
+        one bin are two entries.
+    units : ndarray of int
+        The unit (column) of each entry.
+    """
+    chunk_steps = Integer("chunk_steps", low=1)(chunk_steps)
+    stop = grid.n_steps if stop is None else int(stop)
+    first = int(first)
+    n_units = len(spike_times)
+    dt = grid.dt
+    starts = range(first, stop, chunk_steps)
+    if not len(starts):
+        return
+    n_spikes = sum(times.size for times in spike_times)
+    span = stop - first
+    per_batch = batch_spikes * span // max(1, chunk_steps * n_spikes)
+    per_batch = int(min(max(per_batch, 1), len(starts)))
+    # Slices are half a step wider than the bins so that bin_index, the
+    # binning rule itself, decides the edge cases.
+    margin = 0.5 * dt
+    unit_numbers = np.arange(n_units)
+    for b0 in range(0, len(starts), per_batch):
+        edges = np.append(
+            np.asarray(starts[b0 : b0 + per_batch], dtype=np.int64),
+            min(starts[b0] + per_batch * chunk_steps, stop),
+        )
+        lo_bin, hi_bin = int(edges[0]), int(edges[-1])
+        t_lo = grid.t_start + lo_bin * dt - margin
+        t_hi = grid.t_start + hi_bin * dt + margin
+        pieces = [
+            times[
+                np.searchsorted(times, t_lo, side="right") : np.searchsorted(
+                    times, t_hi, side="right"
+                )
+            ]
+            for times in spike_times
+        ]
+        sizes = [piece.size for piece in pieces]
+        flat = np.concatenate(pieces) if pieces else np.zeros(0)
+        k = bin_index(flat, grid.t_start, dt)
+        inside = (k >= lo_bin) & (k < hi_bin)
+        bins = k[inside].astype(np.int64) - lo_bin
+        units = np.repeat(unit_numbers, sizes)[inside]
+        # Ordered by unit then bin: one search finds every unit's spikes in
+        # every chunk of the batch.
+        width = hi_bin - lo_bin
+        bounds = np.searchsorted(
+            units * width + bins,
+            (unit_numbers[:, None] * width + (edges - lo_bin)).reshape(-1),
+        ).reshape(n_units, edges.size)
+        for c in range(edges.size - 1):
+            k0, k1 = int(edges[c]), int(edges[c + 1])
+            lo, hi = bounds[:, c], bounds[:, c + 1]
+            counts = hi - lo
+            offsets = np.cumsum(counts) - counts
+            index = np.arange(int(counts.sum()))
+            index += np.repeat(lo - offsets, counts)
+            yield k0, k1, bins[index] - (k0 - lo_bin), units[index]
 
 
 class _ColumnView:
@@ -623,81 +899,95 @@ class _ColumnView:
         return out if dtype is None else out.astype(dtype)
 
 
-def _step_tolerance(t: np.ndarray, dt: float, dtype: np.dtype) -> float:
-    """Allowed deviation of a grid step, in seconds: rtol 1e-6, or the
-    rounding of the stored dtype when that is coarser (float32 times)."""
-    tol = RTOL * dt
-    if dtype.kind == "f" and dtype.itemsize < 8 and t.size:
-        tol = max(tol, 4 * np.finfo(dtype).eps * float(np.max(np.abs(t))))
-    return tol
-
-
-def _check_time_grid(
-    t: Any, dt: float | None, source: str | None, dataset: str = "t"
+def check_grid(
+    t: Any,
+    dt: float | None = None,
+    *,
+    in_file: bool = False,
+    source: str | None = None,
+    dataset: str = "t",
 ) -> tuple[np.ndarray, float]:
-    """Validate a dense time axis; return it as float64 and its step."""
+    """Check that ``t`` is a uniform time grid; return it as float64 and its step.
+
+    The one grid rule of spikerates: ``t`` is 1-D, finite, increasing, and
+    every step differs from the mean step by at most ``1e-6`` of it (or by the
+    rounding of the stored values, when that is coarser: float32 times, or
+    float64 times of hours at fine steps).
+
+    Parameters
+    ----------
+    t : (M,) array_like
+        Times in seconds.
+    dt : float, optional
+        The step in seconds, when known; it must agree with ``t`` (same
+        tolerance). Needed when ``t`` has fewer than 2 times.
+    in_file : bool
+        ``t`` was read from a file: errors are :class:`SpikeDataError` naming
+        ``source`` and ``dataset``; otherwise :class:`ParameterError` naming
+        ``dataset`` as the parameter.
+    source, dataset : str, optional
+        Named in error messages.
+
+    Returns
+    -------
+    t : (M,) ndarray of float64
+    step : float
+        The mean step ``(t[-1] - t[0]) / (M - 1)`` in seconds (``dt`` when
+        M < 2).
+    """
+
+    def error(message: str) -> Exception:
+        if in_file:
+            return SpikeDataError(message, path=source, dataset=dataset)
+        return ParameterError(dataset, message)
+
     raw = np.asarray(t)
     if raw.ndim != 1:
-        raise SpikeDataError(
-            f"expected a 1-D array of times, got shape {raw.shape}",
-            path=source,
-            dataset=dataset,
-        )
+        raise error(f"expected a 1-D array of times, got shape {raw.shape}")
     if raw.dtype.kind not in "iuf":
-        raise SpikeDataError(
-            f"expected numbers, got dtype {raw.dtype}", path=source, dataset=dataset
-        )
-    tt = raw.astype(np.float64)
+        raise error(f"expected numbers, got dtype {raw.dtype}")
+    tt = raw.astype(np.float64, copy=False)
     if not np.all(np.isfinite(tt)):
-        raise SpikeDataError(
-            "times must be finite; found NaN or inf", path=source, dataset=dataset
-        )
+        raise error("times must be finite; found NaN or inf")
     if dt is not None:
-        dt = float(dt)
-        if not (np.isfinite(dt) and dt > 0):
-            raise ParameterError("dt", f"must be a finite number > 0, got {dt}")
+        dt = positive_seconds("dt", dt)
     if tt.size < 2:
         if dt is None:
-            raise SpikeDataError(
-                f"{tt.size} time step(s): the step dt cannot be inferred; give --dt",
-                path=source,
-                dataset=dataset,
+            raise error(
+                f"{tt.size} time point(s): at least 2 are needed to infer the "
+                "step; give dt"
             )
         return tt, dt
     steps = np.diff(tt)
     if np.any(steps <= 0):
         k = int(np.flatnonzero(steps <= 0)[0])
-        raise SpikeDataError(
+        raise error(
             f"times must increase; t[{k + 1}] = {float(tt[k + 1])!r} follows "
-            f"t[{k}] = {float(tt[k])!r}",
-            path=source,
-            dataset=dataset,
+            f"t[{k}] = {float(tt[k])!r}"
         )
     step = (tt[-1] - tt[0]) / (tt.size - 1)
-    tol = _step_tolerance(tt, step, raw.dtype)
+    # Steps cannot be more regular than the values are precise.
+    resolution = 4 * np.finfo(raw.dtype).eps if raw.dtype.kind == "f" else 0.0
+    tol = max(RTOL * step, resolution * float(np.abs(tt).max()))
     bad = np.abs(steps - step) > tol
     if np.any(bad):
         k = int(np.flatnonzero(bad)[0])
-        raise SpikeDataError(
-            f"times must be uniform (steps equal to within rtol 1e-6); step {k} is "
-            f"{float(steps[k]):g} s where the mean step is {float(step):g} s",
-            path=source,
-            dataset=dataset,
+        raise error(
+            f"times must be uniform (steps equal to within rtol {RTOL:g}); step {k} "
+            f"is {float(steps[k]):g} s where the mean step is {float(step):g} s"
         )
     # A given dt only has to agree: the grid follows t itself, so that times
     # far along a long recording stay within the binning tolerance of t[k].
     if dt is not None and abs(dt - step) > tol:
-        raise SpikeDataError(
-            f"the given dt = {float(dt):g} s disagrees with the file's time step "
-            f"{float(step):g} s",
-            path=source,
-            dataset=dataset,
+        raise error(
+            f"the given dt = {float(dt):g} s disagrees with the time step "
+            f"{float(step):g} s of t"
         )
     return tt, float(step)
 
 
 class _ValueScan:
-    """Running summary of spike values for the ``--values`` rule."""
+    """Running summary of spike values for the ``values`` rule."""
 
     def __init__(self, dt: float) -> None:
         self.dt = dt
@@ -769,11 +1059,11 @@ def decide_values(
     source: str | None = None,
     dataset: str | None = "spikes",
 ) -> str:
-    """Decide whether dense spike values are counts or amplitudes (SPEC section 4).
+    """Decide whether dense spike values are counts or amplitudes .
 
     ``auto`` gives ``"amplitude"`` when every non-zero value is a positive
     integer multiple of ``1/dt`` (rtol 1e-6), else ``"counts"`` when every value
-    is a non-negative integer, else an error asking for ``--values``. NaN,
+    is a non-negative integer, else an error asking for ``values``. NaN,
     infinite and negative values are an error whatever the mode; ``counts``
     requires integers.
 
@@ -808,7 +1098,7 @@ def decide_values(
     if mode == "counts":
         if not scan.all_counts:
             raise SpikeDataError(
-                f"--values counts needs non-negative integers; found "
+                f"values='counts' needs non-negative integers; found "
                 f"{scan.first_non_count:g}",
                 path=source,
                 dataset=dataset,
@@ -823,8 +1113,8 @@ def decide_values(
     raise SpikeDataError(
         f"cannot tell whether spike values are counts or amplitudes (1/dt = "
         f"{1 / dt:g} per spike): found {scan.first_non_amplitude:g}, which is "
-        "neither an integer nor a multiple of 1/dt; give --values counts or "
-        "--values amplitude",
+        "neither an integer nor a multiple of 1/dt; give values='counts' or "
+        "values='amplitude'",
         path=source,
         dataset=dataset,
     )
@@ -863,7 +1153,7 @@ class DenseSpikes:
     _file: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.t, self.dt = _check_time_grid(self.t, self.dt, self.source)
+        self.t, self.dt = check_grid(self.t, self.dt, in_file=True, source=self.source)
         shape = getattr(self.spikes, "shape", None)
         if shape is None:
             self.spikes = np.asarray(self.spikes)
@@ -969,50 +1259,100 @@ class DenseSpikes:
 
 
 def dense_to_events(
-    dense: DenseSpikes, *, block_rows: int | None = None
+    dense: DenseSpikes | Iterable[tuple[Any, Any]],
+    *,
+    per_bin: bool = False,
+    unit_ids: Any = None,
+    t_start: float | None = None,
+    t_stop: float | None = None,
+    source: str | None = None,
+    block_rows: int | None = None,
 ) -> SpikeTrains:
-    """Spike times from a dense matrix: a bin with count c gives c spikes at t[k].
+    """Spike times from dense spikes: a bin with count c gives c spikes at t[k].
+
+    The one conversion from the dense layout to the events layout.
 
     Parameters
     ----------
-    dense : DenseSpikes
-        Read in blocks of ``block_rows`` rows (default: about 4 million
-        values per block).
+    dense : DenseSpikes or iterable of (t_chunk, counts_chunk)
+        A :class:`DenseSpikes` (read in blocks of ``block_rows`` rows, default
+        about 4 million values per block), or consecutive pieces of a dense
+        matrix in time order: ``t_chunk`` (L,) times in seconds and
+        ``counts_chunk`` (L, N) spikes per bin (integers or booleans; any
+        non-zero value is at least one spike), e.g. a simulation streamed in
+        chunks.
+    per_bin : bool
+        Give each occupied bin one time, whatever its count (the times of the
+        non-zero entries).
+    unit_ids : array_like, optional
+        Unit ids (default: those of ``dense``, or ``0..N-1``).
+    t_start, t_stop : float, optional
+        Recording window of the result, in seconds (default for a
+        :class:`DenseSpikes`: ``t[0] - dt`` and ``t[-1]``, so that binning at
+        the same ``dt`` gives back the same grid and counts).
+    source : str, optional
+        Where the spikes came from (default: that of ``dense``).
+    block_rows : int, optional
+        Rows read at a time from a :class:`DenseSpikes`.
 
     Returns
     -------
     SpikeTrains
-        With ``t_start = t[0] - dt`` and ``t_stop = t[-1]`` so that binning
-        at the same ``dt`` gives back the same grid and counts.
+        Times of each unit in time order.
     """
-    n_units = dense.n_units
+    if isinstance(dense, DenseSpikes):
+        n_units = dense.n_units
+        if unit_ids is None:
+            unit_ids = dense.unit_ids.copy()
+        if source is None:
+            source = dense.source
+        if dense.n_steps and t_start is None:
+            t_start = float(dense.t[0] - dense.dt)
+        if dense.n_steps and t_stop is None:
+            t_stop = float(dense.t[-1])
+        pieces: Iterable[tuple[Any, Any]] = (
+            (dense.t[k0:k1], dense.counts_chunk(k0, k1))
+            for k0, k1 in _row_blocks(dense.n_steps, dense.n_units, block_rows)
+        )
+    else:
+        n_units = None if unit_ids is None else len(unit_ids)
+        pieces = dense
     times, units = [], []
-    for k0, k1 in _row_blocks(dense.n_steps, dense.n_units, block_rows):
-        counts = dense.counts_chunk(k0, k1)
+    for t_chunk, counts in pieces:
+        t_chunk = np.asarray(t_chunk, dtype=np.float64).reshape(-1)
+        counts = np.asarray(counts)
+        if counts.ndim == 1:
+            counts = counts[:, None]
+        if n_units is None:
+            n_units = counts.shape[1]
         rows, cols = np.nonzero(counts)
-        reps = counts[rows, cols]
-        times.append(np.repeat(dense.t[k0 + rows], reps))
-        units.append(np.repeat(cols, reps))
+        if per_bin or counts.dtype.kind == "b":
+            times.append(t_chunk[rows])
+            units.append(cols)
+        else:
+            reps = np.maximum(counts[rows, cols], 1).astype(np.int64)
+            times.append(np.repeat(t_chunk[rows], reps))
+            units.append(np.repeat(cols, reps))
+    n_units = n_units or 0
     if times:
         all_times = np.concatenate(times)
         all_units = np.concatenate(units)
     else:
         all_times = np.zeros(0)
         all_units = np.zeros(0, np.int64)
-    # Stable sort by unit keeps each unit's times in row (time) order.
-    order = np.argsort(all_units, kind="stable")
+    del times, units
+    # A stable sort by unit keeps each unit's times in row (time) order;
+    # small integer keys let numpy use a radix sort.
+    key_type = np.int16 if n_units <= np.iinfo(np.int16).max else np.int32
+    order = np.argsort(all_units.astype(key_type), kind="stable")
     bounds = np.cumsum(np.bincount(all_units, minlength=n_units))
     spike_times = np.split(all_times[order], bounds[:-1]) if n_units else []
-    t_start = t_stop = None
-    if dense.n_steps:
-        t_start = float(dense.t[0] - dense.dt)
-        t_stop = float(dense.t[-1])
     return SpikeTrains(
         list(spike_times),
-        unit_ids=dense.unit_ids.copy(),
+        unit_ids=unit_ids,
         t_start=t_start,
         t_stop=t_stop,
-        source=dense.source,
+        source=source,
     )
 
 

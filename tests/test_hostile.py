@@ -349,6 +349,30 @@ def test_external_data_is_read_with_the_flag(work: Path) -> None:
         assert npz["spike_times"].size == expected
 
 
+def test_external_link_is_followed_with_the_flag(tmp_path: Path) -> None:
+    """In the process, through click: refused, then read with the flag."""
+    from click.testing import CliRunner
+
+    from spikerates.cli import cli
+
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = np.eye(4, dtype=np.int64)
+    with h5py.File(tmp_path / "in.h5", "w") as f:
+        f["t"] = np.arange(1, 5) * 1e-3
+        f["spikes"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/data")
+    out = tmp_path / "out.npz"
+    args = ["events", str(tmp_path / "in.h5"), "-o", str(out)]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1
+    assert "/spikes" in refused.output and "--allow-external-data" in refused.output
+    assert not out.exists()
+    result = CliRunner().invoke(cli, [*args, "--allow-external-data"])
+    assert result.exit_code == 0, result.output
+    with np.load(out) as npz:
+        times = npz["spike_times"]
+    assert times.tolist() == pytest.approx([0.001, 0.002, 0.003, 0.004])
+
+
 def test_external_link_is_not_opened(work: Path) -> None:
     """The refused link's target is never opened: it need not even exist."""
     with _dense_h5(work / "leak.h5") as f:

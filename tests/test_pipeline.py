@@ -189,17 +189,18 @@ def test_kernel_border_correction_streams(trains, dense, kind):
 
 @pytest.mark.parametrize("batch_spikes", [1, 40, 1 << 16])
 @pytest.mark.parametrize("chunk", [1, 41, 160, 1000])
-def test_kernel_events_batches_equal_whole(
-    monkeypatch, trains, dense, chunk, batch_spikes
-):
+def test_kernel_events_batches_equal_whole(trains, dense, chunk, batch_spikes):
     """Events are binned a few chunks at a time; batch edges change nothing."""
-    import spikerates.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline, "_BATCH_SPIKES", batch_spikes)
     t, amplitude = dense
     expected = rates_kernel(t, amplitude, kind="alpha", tau=0.02)
     _, _, _, got = stream(
-        trains, chunk, method="kernel", kind="alpha", tau=0.02, t_stop=trains.t_stop
+        trains,
+        chunk,
+        method="kernel",
+        kind="alpha",
+        tau=0.02,
+        t_stop=trains.t_stop,
+        batch_spikes=batch_spikes,
     )
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
     assert np.array_equal(got == 0, expected == 0)
@@ -231,9 +232,11 @@ def test_isi_stream_equals_whole(trains, dense, midpoint, interp, chunk):
         t=t, spikes=amplitude, unit_ids=np.arange(5), values="amplitude", source="d"
     )
     for src in (trains, source):
+        # The binned semantics (exact spike times are tested on their own).
+        exact = {"exact": False} if src is trains else {}
         _, _, t_out, got = stream(
             src, chunk, method="isi", midpoint=midpoint, interp=interp,
-            t_stop=float(t[-1]),
+            t_stop=float(t[-1]), **exact,
         )  # fmt: skip
         np.testing.assert_allclose(t_out, t, rtol=0, atol=1e-12)
         np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
@@ -266,6 +269,7 @@ def test_real_writers(tmp_path, trains, dense, fmt, ext, method, dtype):
     estimate_rates(
         trains, factory, method=method, kind="alpha", tau=0.01, interp="linear",
         dt=DT, t_start=0.0, t_stop=trains.t_stop, chunk_duration=0.037, dtype=dtype,
+        exact=False,
     )  # fmt: skip
     t_out, rates, unit_ids, attrs = read_back(path, fmt)
     np.testing.assert_array_equal(unit_ids, trains.unit_ids)
@@ -347,6 +351,7 @@ def test_summary_window_and_outside(trains):
         "t_start": 0.1,
         "t_stop": pytest.approx(0.5),
         "n_outside": n_total - n_inside,
+        "notes": [],
     }
     (writer,) = made
     assert writer.n_rows == 400
@@ -359,6 +364,7 @@ def test_summary_window_and_outside(trains):
 
 
 def test_dense_window_selects_rows(dense):
+    """A window crops the output: its rows are the whole recording's."""
     t, amplitude = dense
     source = DenseSpikes(
         t=t, spikes=amplitude, unit_ids=np.arange(5), values="amplitude", source="d"
@@ -367,7 +373,7 @@ def test_dense_window_selects_rows(dense):
     summary = estimate_rates(
         source, factory, method="kernel", tau=0.01, t_start=0.1, t_stop=0.5
     )
-    expected = rates_kernel(t[100:500], amplitude[100:500], tau=0.01)
+    expected = rates_kernel(t, amplitude, tau=0.01)[100:500]
     t_out, got = made[0].result()
     np.testing.assert_array_equal(t_out, t[100:500])
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=ATOL)
@@ -385,17 +391,16 @@ def test_progress_adds_up(trains):
     assert max(done) <= 50
 
 
-def test_chunks_capped_for_many_units(monkeypatch):
+def test_chunks_capped_for_many_units():
     """Many units shrink the chunk so one chunk stays within the value budget."""
-    import spikerates.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline, "MAX_CHUNK_VALUES", 1000)
     trains = SpikeTrains(
         spike_times=[np.array([0.01 * (j + 1)]) for j in range(100)],
         unit_ids=np.arange(100),
     )
     factory, made = list_factory()
-    pipeline.estimate_rates(trains, factory, method="isi", dt=DT, t_stop=1.0)
+    estimate_rates(
+        trains, factory, method="isi", dt=DT, t_stop=1.0, max_chunk_values=1000
+    )
     assert max(len(v) for v in made[0].values) <= 10
 
 

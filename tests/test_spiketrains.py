@@ -15,10 +15,12 @@ from spikerates.spiketrains import (
     Grid,
     SpikeTrains,
     bin_spikes,
+    check_grid,
     count_outside,
     decide_values,
     dense_to_events,
     events_to_dense,
+    intersect_intervals,
     ragged_to_trains,
     snap_to_grid,
     trains_to_ragged,
@@ -83,7 +85,7 @@ def test_grid_range_checked():
         Grid(0.0, 1.0, 3).times(2, 5)
 
 
-# --- default grid of SPEC section 4 ----------------------------------------
+# --- default grid ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -278,7 +280,7 @@ def test_string_unit_ids():
         (np.array([[0, 1.0], [2.0, 0]], dtype=np.float32), 0.001, "counts"),
         # A multiple of 1/dt within rtol 1e-6 counts as amplitude.
         (np.array([[1 / 0.003 * (1 + 1e-9)]]), 0.003, "amplitude"),
-        # Both readings coincide at dt = 1; the SPEC orders amplitude first.
+        # Both readings coincide at dt = 1; amplitude is tried first.
         (np.array([[0, 1], [1, 0]]), 1.0, "amplitude"),
         (np.zeros((3, 2)), 0.001, "amplitude"),
         (np.array([[True, False]]), 0.001, "counts"),
@@ -291,7 +293,7 @@ def test_decide_values_auto(spikes, dt, expected):
 @pytest.mark.parametrize(
     "spikes, mode, match",
     [
-        (np.array([[0.5, 1000.0]]), "auto", "give --values counts or"),
+        (np.array([[0.5, 1000.0]]), "auto", "give values='counts' or"),
         (np.array([[-1.0, 0.0]]), "auto", "must be >= 0"),
         (np.array([[np.nan]]), "amplitude", "finite"),
         (np.array([[np.inf]]), "counts", "finite"),
@@ -340,7 +342,7 @@ def test_amplitude_chunk_counts_and_amplitude():
         ([0.1, 0.2], np.zeros((3, 2)), {}, "transposed"),
         ([0.1, 0.2, 0.3], np.zeros((3, 1)), {"dt": 0.2}, "disagrees"),
         ([0.1, 0.2, 0.3], np.zeros((3, 2)), {"unit_ids": [1]}, "1 unit ids for 2"),
-        ([0.5], np.zeros((1, 1)), {}, "give --dt"),
+        ([0.5], np.zeros((1, 1)), {}, "give dt"),
         ([0.1, 0.2, 0.3], -np.ones((3, 1)), {}, ">= 0"),
     ],
 )
@@ -452,3 +454,136 @@ def test_dense_to_events_by_blocks_equals_whole(rng):
     for a, b in zip(whole.spike_times, blocks.spike_times, strict=True):
         np.testing.assert_array_equal(a, b)
     assert sum(t.size for t in whole.spike_times) == counts.sum()
+
+
+# --- the grid check ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "t, dt, match",
+    [
+        ([0.1, 0.2, 0.35], None, "uniform"),
+        ([0.3, 0.2, 0.1], None, "must increase"),
+        ([[0.1, 0.2]], None, "1-D"),
+        ([0.1, np.inf], None, "finite"),
+        ([0.5], None, "give dt"),
+        ([0.1, 0.2, 0.3], 0.2, "disagrees"),
+        ([0.1, 0.2, 0.3], -1.0, "dt"),
+    ],
+)
+def test_check_grid_one_rule_two_error_types(t, dt, match):
+    # Arrays given to the library are parameters; a file's t is bad data.
+    with pytest.raises(ParameterError, match=match):
+        check_grid(np.array(t), dt)
+    error = ParameterError if dt == -1.0 else SpikeDataError
+    with pytest.raises(error, match=match) as info:
+        check_grid(np.array(t), dt, in_file=True, source="rec.h5")
+    if error is SpikeDataError:
+        assert str(info.value).startswith("rec.h5: t: ")
+
+
+def test_check_grid_returns_float64_and_mean_step():
+    t, step = check_grid(np.arange(1, 11) * 0.001)
+    assert t.dtype == np.float64 and step == pytest.approx(0.001, rel=1e-12)
+    t32, step32 = check_grid((np.arange(1, 100_001) * 0.001).astype(np.float32))
+    assert step32 == pytest.approx(0.001, rel=1e-6)
+    assert check_grid([0.5], 0.01)[1] == 0.01
+
+
+# --- operations of the data model -------------------------------------------
+
+
+def test_restrict_keeps_the_closed_window_and_intersects_observation():
+    trains = SpikeTrains(
+        [np.array([0.0, 0.5, 1.0, 1.5, 2.0]), np.array([0.9, 1.2])],
+        unit_ids=[1, 2],
+        t_start=0.0,
+        t_stop=2.0,
+        obs_intervals=[np.array([[0.0, 2.0]]), np.array([[0.8, 1.3]])],
+    )
+    sub = trains.restrict(0.5, 1.5)
+    assert [s.tolist() for s in sub.spike_times] == [[0.5, 1.0, 1.5], [0.9, 1.2]]
+    assert (sub.t_start, sub.t_stop) == (0.5, 1.5)
+    assert [iv.tolist() for iv in sub.obs_intervals] == [[[0.5, 1.5]], [[0.8, 1.3]]]
+    assert sub.unit_ids.tolist() == [1, 2]
+
+
+def test_restrict_epochs_merges_and_keeps_spikes_on_edges():
+    trains = SpikeTrains([np.arange(0.0, 3.01, 0.25)], t_start=0.0, t_stop=3.0)
+    sub = trains.restrict_epochs([[2.0, 2.5], [0.5, 1.0], [0.75, 1.25]])
+    assert sub.spike_times[0].tolist() == [0.5, 0.75, 1.0, 1.25, 2.0, 2.25, 2.5]
+    assert sub.obs_intervals[0].tolist() == [[0.5, 1.25], [2.0, 2.5]]
+    assert (sub.t_start, sub.t_stop) == (0.0, 3.0)
+    with pytest.raises(ParameterError, match="epochs"):
+        trains.restrict_epochs([[1.0, 0.5]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    a=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10)), max_size=6),
+    b=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10)), max_size=6),
+)
+def test_intersect_intervals_equals_a_pointwise_test(a, b):
+    a = [(lo, lo + w) for lo, w in a]
+    b = [(lo, lo + w) for lo, w in b]
+    got = intersect_intervals(np.array(a).reshape(-1, 2), np.array(b).reshape(-1, 2))
+    points = np.arange(-1, 62, 0.5)
+
+    def inside(intervals):
+        return np.array([any(lo <= p <= hi for lo, hi in intervals) for p in points])
+
+    np.testing.assert_array_equal(inside(got.tolist()), inside(a) & inside(b))
+    assert np.all(np.diff(got[:, 0]) > 0) if len(got) > 1 else True
+
+
+def test_bin_and_chunks_follow_the_binning_rule(sample_trains):
+    grid = sample_trains.grid(0.001)
+    counts = sample_trains.bin(grid)
+    np.testing.assert_array_equal(counts, bin_spikes(sample_trains.spike_times, grid))
+    for chunk_steps, batch in [(1, 1), (7, 3), (100, 1 << 16), (5000, 10)]:
+        rebuilt = np.zeros_like(counts)
+        for k0, k1, rows, units in sample_trains.iter_chunks(
+            grid, chunk_steps, batch_spikes=batch
+        ):
+            assert 0 <= rows.min(initial=0) and rows.max(initial=-1) < k1 - k0
+            np.add.at(rebuilt, (rows + k0, units), 1)
+        np.testing.assert_array_equal(rebuilt, counts)
+
+
+def test_chunks_beyond_the_grid_continue_its_rule():
+    trains = SpikeTrains([np.array([-0.0105, 0.0005, 0.0305])], t_start=0.0)
+    grid = trains.grid(0.01, t_start=0.0, t_stop=0.02)
+    found = [
+        (k0 + rows).tolist()
+        for k0, _, rows, _ in trains.iter_chunks(grid, 2, first=-3, stop=5)
+    ]
+    assert sum(found, []) == [-2, 0, 3]
+
+
+def test_dense_to_events_from_chunks_and_per_bin():
+    t = np.array([1.0, 2.0, 3.0, 4.0])
+    counts = np.array([[0, 1], [2, 0], [0, 0], [1, 3]])
+    pieces = [(t[:2], counts[:2]), (t[2:], counts[2:])]
+    trains = dense_to_events(pieces, unit_ids=[5, 6], t_start=0.0, t_stop=4.0)
+    assert [s.tolist() for s in trains.spike_times] == [[2.0, 2.0, 4.0], [1.0, 4, 4, 4]]
+    assert trains.unit_ids.tolist() == [5, 6] and trains.t_stop == 4.0
+    once = dense_to_events(pieces, per_bin=True)
+    assert [s.tolist() for s in once.spike_times] == [[2.0, 4.0], [1.0, 4.0]]
+    dense = DenseSpikes(t, counts, values="counts")
+    once_dense = dense_to_events(dense, per_bin=True)
+    for a, b in zip(once.spike_times, once_dense.spike_times, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert dense_to_events([], unit_ids=[1, 2]).n_units == 2
+
+
+def test_restrict_to_a_grid_uses_the_binning_rule():
+    trains = SpikeTrains(
+        [np.array([0.1, 0.1 + 1e-13, 0.2, 0.35, 0.5])],
+        obs_intervals=[np.array([[0.0, 1.0]])],
+    )
+    grid = Grid(0.1, 0.1, 3)  # bins (0.1, 0.2], (0.2, 0.3], (0.3, 0.4]
+    sub = trains.restrict(grid)
+    assert sub.spike_times[0].tolist() == [0.2, 0.35]
+    assert (sub.t_start, sub.t_stop) == (0.1, pytest.approx(0.4))
+    assert sub.obs_intervals[0].tolist() == [[0.1, pytest.approx(0.4)]]
+    np.testing.assert_array_equal(sub.bin(grid), trains.bin(grid))
