@@ -10,6 +10,7 @@ clusters the first does not list. ``params.py`` is parsed, never executed.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -60,7 +61,7 @@ def _sample_rate(folder: str) -> float:
     if (
         isinstance(rate, bool)
         or not isinstance(rate, int | float)
-        or not np.isfinite(rate)
+        or not math.isfinite(rate)
         or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
     ):
         raise SpikeDataError(

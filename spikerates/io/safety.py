@@ -517,7 +517,13 @@ def scan_hdf5(
                 path=path,
             )
         for raw_name, link_type in links:
-            name = raw_name.decode("utf-8", "replace")
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                shown = raw_name.decode("utf-8", "replace")
+                raise SpikeDataError(
+                    f"the name {shown!r} is not UTF-8 text", path=path, dataset=gname
+                ) from None
             full = gname.rstrip("/") + "/" + name
             if link_type == h5py.h5l.TYPE_SOFT:
                 continue
@@ -1104,10 +1110,13 @@ class _NotLiteral(Exception):
     """The value of an assignment is not a plain literal (it is skipped)."""
 
 
-def _number(text: str, negative: bool, path: str, line: int) -> int | float:
+def _number(text: str, negative: bool, path: str, line: int) -> int | float | complex:
     digits = text.replace("_", "")
     if digits[-1:] in "jJ":
-        raise _NotLiteral
+        if len(digits) > limit("MAX_INT_DIGITS"):
+            raise _NotLiteral
+        imaginary = complex(digits)
+        return -imaginary if negative else imaginary
     is_int = not any(c in digits for c in ".eE") or digits.lower().startswith("0x")
     if is_int:
         if len(digits) > limit("MAX_INT_DIGITS"):
@@ -1356,6 +1365,10 @@ def _assign(
     except SpikeDataError:
         raise
     except (_NotLiteral, ValueError, SyntaxError, MemoryError, OverflowError):
+        # The name now holds something that is not a plain literal: it has
+        # no value here, whatever an earlier assignment gave it.
+        for name in names:
+            params.pop(name, None)
         return
     for name in names:
         params[name] = value
