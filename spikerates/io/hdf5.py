@@ -457,7 +457,7 @@ def _session_info(src: Source, f: h5py.File) -> dict[str, Any]:
     for key, place in places.items():
         if not _is_dataset(f, place):
             continue
-        value = f[place][()]
+        value = _read_all(src, f[place])
         values = np.atleast_1d(value).tolist()
         text = "; ".join(
             v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
