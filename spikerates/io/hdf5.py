@@ -342,8 +342,6 @@ def _string_column(
         if key is None or not _is_dataset(group, key):
             continue
         ds = group[key]
-        if ds.ndim != 1 or ds.shape[0] != n_units:
-            continue
         if h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind != "S":
             continue
         if _is_dataset(group, f"{key}_index"):
