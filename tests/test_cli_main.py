@@ -288,6 +288,9 @@ def _spike_examples(command: list[str], base: list[str]) -> dict:
             [*command, "{two}", "--dataset", "/a/spikes"], ["--dataset", "/b/spikes"]
         ),
         "--values": _ex([*command, "{halves}"], ["--values", "counts"]),
+        # Refusing external data is tested in test_hostile.py; on a file
+        # without any, the flag changes nothing.
+        "--allow-external-data": _ex(base, ["--allow-external-data"], "same"),
         "--jobs": _ex(
             [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
             ["--jobs", "2"],

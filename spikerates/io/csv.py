@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, first_line_is_tab_separated
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
@@ -100,6 +100,12 @@ class _Table:
         self.src = src
         self.fields, header_line, self.sep = self._header(sep)
         self.first_line = header_line + 2
+        # Bounded lines, and no line wider than the header by far: a parser
+        # turns every field of the widest line into a column.
+        with src.open_binary() as raw:
+            safety.check_line_lengths(
+                raw, sep=self.sep, n_fields=len(self.fields), path=src.name
+            )
         try:
             self.df = pd.read_csv(
                 src.target(),
@@ -133,10 +139,15 @@ class _Table:
 
     def _header(self, sep: str) -> tuple[list[str], int, str]:
         try:
-            with io.TextIOWrapper(
-                self.src.open_binary(), encoding="utf-8-sig", newline=""
-            ) as fh:
-                for number, line in enumerate(fh):
+            with self.src.open_binary() as fh:
+                lines = safety.iter_lines(
+                    fh,
+                    max_line=int(safety.limit("MAX_HEADER_BYTES")),
+                    path=self.src.name,
+                    what="header line",
+                )
+                for number, raw in enumerate(lines):
+                    line = raw.decode("utf-8-sig" if number == 0 else "utf-8")
                     if "\x00" in line:
                         raise self.error("binary data, not CSV text")
                     if line.strip() and not line.lstrip().startswith("#"):
@@ -153,7 +164,14 @@ class _Table:
         line = line.rstrip("\r\n")
         if sep == "," and "\t" in line and "," not in line:
             sep = "\t"
-        fields = [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+        # A header field may be as long as the header line itself.
+        bound = int(safety.limit("MAX_HEADER_BYTES"))
+        csv.field_size_limit(max(csv.field_size_limit(), bound))
+        try:
+            fields = [f.strip() for f in next(csv.reader([line], delimiter=sep))]
+        except csv.Error as exc:
+            raise self.error(f"malformed header line ({exc})") from exc
+        safety.check_header_fields(line, len(fields), path=self.src.name)
         if all(_is_number(f) for f in fields):
             raise self.error(
                 f"no header line: line {number + 1} holds numbers "
@@ -231,15 +249,24 @@ def _layout(fields: Sequence[str]) -> tuple[str, int, int]:
     return "none", -1, -1
 
 
+def _int64(text: str) -> int | None:
+    """``text`` as an integer when it is one that fits int64, else None."""
+    if len(text) > 20 or not re.fullmatch(r"[+-]?\d+", text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
 def _dense_ids(table: _Table) -> np.ndarray:
     names = table.fields[1:]
-    if all(re.fullmatch(r"[+-]?\d+", n) for n in names):
-        ids = np.array([int(n) for n in names], dtype=np.int64)
+    numbers = [_int64(n) for n in names]
+    if all(v is not None for v in numbers):
+        ids = np.array(numbers, dtype=np.int64)
     else:
         ids = np.array(names, dtype=str)
     seen: set[str] = set()
-    for n in names:
-        key = str(int(n)) if re.fullmatch(r"[+-]?\d+", n) else n
+    for n, number in zip(names, numbers, strict=True):
+        key = n if number is None else str(number)
         if key in seen:
             raise table.error(
                 f"unit column {n!r} appears twice in the header; unit ids must be "
@@ -277,6 +304,9 @@ def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
     divisor = time_divisor(table.fields[time_col])
     if divisor != 1.0:
         times = times / divisor
+    safety.check_times(
+        times, path=table.src.name, dataset=f"column {table.fields[time_col]!r}"
+    )
     ids, inverse = np.unique(units, return_inverse=True)
     inverse = inverse.ravel()
     keep = ~empty
@@ -295,6 +325,7 @@ def _read_dense(table: _Table, values: str, dt: float | None) -> DenseSpikes:
     divisor = time_divisor(table.fields[0], DENSE_TIME_COLUMNS) or 1.0
     if divisor != 1.0:
         t = t / divisor
+    safety.check_times(t, path=table.src.name, dataset=f"column {table.fields[0]!r}")
     ids = _dense_ids(table)
     columns = []
     all_int = True
