@@ -133,6 +133,26 @@ FORMAT_SPECS: tuple[FormatSpec, ...] = (
         binary=True,
         description="Phy/Kilosort output folder (spike_times.npy, spike_clusters.npy)",
     ),
+    FormatSpec(
+        name="spikeinterface",
+        aliases=("si",),
+        extensions=(),
+        readable=True,
+        writable=False,
+        folder=True,
+        binary=True,
+        description="SpikeInterface sorting folder (numpy_folder or npz_folder)",
+    ),
+    FormatSpec(
+        name="nix",
+        aliases=(),
+        extensions=(".nix",),
+        readable=True,
+        writable=False,
+        folder=False,
+        binary=True,
+        description="NIX file written by neo (HDF5)",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in FORMAT_SPECS}

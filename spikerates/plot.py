@@ -25,6 +25,7 @@ from spikerates.errors import ParameterError
 
 __all__ = [
     "FIGURE_FORMATS",
+    "BlockMeans",
     "plot_raster",
     "plot_rates",
     "plot_simulation",
@@ -493,33 +494,75 @@ def _as_2d(name: str, values: Any, n_rows: int) -> np.ndarray:
     return values
 
 
-def _block_means(t: Any, rates: Any, max_rows: int):
-    """Average blocks of consecutive rows so at most ``max_rows`` remain.
+class BlockMeans:
+    """Means of blocks of consecutive rows, fed one chunk of rows at a time.
 
-    Reads ``rates`` one group of blocks at a time, so a lazily read dataset
-    of any length is drawn in bounded memory.
+    Long rate matrices are drawn as at most ``max_rows`` rows: every
+    ``block = ceil(n_rows / max_rows)`` consecutive rows (time steps) are
+    averaged, the last block possibly shorter. Memory is that of the result,
+    whatever ``n_rows``, so a figure of a streamed or lazily read matrix
+    stays small.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows M that will be added.
+    n_units : int
+        Number of columns N.
+    max_rows : int
+        Most rows kept (>= 1).
+    """
+
+    def __init__(self, n_rows: int, n_units: int, max_rows: int = 2000) -> None:
+        self.n_rows = int(n_rows)
+        self.block = max(1, math.ceil(self.n_rows / max(1, int(max_rows))))
+        n_out = math.ceil(self.n_rows / self.block)
+        self._t_sum = np.zeros(n_out)
+        self._r_sum = np.zeros((n_out, int(n_units)))
+        self._count = np.zeros(n_out)
+        self.rows_added = 0
+
+    def add(self, t_chunk: Any, values: Any) -> None:
+        """Add the next rows: times (L,) in seconds and values (L, N)."""
+        t_chunk = np.asarray(t_chunk, dtype=np.float64).reshape(-1)
+        n = t_chunk.size
+        if n == 0:
+            return
+        if self.rows_added + n > self.n_rows:
+            raise ParameterError(
+                "values",
+                f"{self.rows_added + n} rows added to block means of {self.n_rows}",
+            )
+        values = np.asarray(values, dtype=np.float64).reshape(n, -1)
+        which = (self.rows_added + np.arange(n)) // self.block
+        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
+        blocks = which[starts]
+        self._t_sum[blocks] += np.add.reduceat(t_chunk, starts)
+        self._r_sum[blocks] += np.add.reduceat(values, starts, axis=0)
+        self._count[blocks] += np.diff(np.r_[starts, n])
+        self.rows_added += n
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean time (K,) and mean values (K, N) of each block added so far."""
+        filled = self._count > 0
+        count = self._count[filled]
+        return self._t_sum[filled] / count, self._r_sum[filled] / count[:, None]
+
+
+def _block_means(t: Any, rates: Any, max_rows: int):
+    """Block means of ``rates`` (and ``t``), read one group of blocks at a time.
+
+    A lazily read dataset of any length is drawn in bounded memory.
     """
     n_steps, n_units = rates.shape
-    block = max(1, math.ceil(n_steps / max(1, max_rows)))
-    n_out = math.ceil(n_steps / block)
-    t_out = np.empty(n_out)
-    r_out = np.empty((n_out, n_units))
+    means = BlockMeans(n_steps, n_units, max_rows)
     # Read whole blocks in groups of about 2**22 values.
-    per_read = max(1, (1 << 22) // max(1, block * n_units)) * block
+    per_read = max(1, (1 << 22) // max(1, means.block * n_units)) * means.block
     for k0 in range(0, n_steps, per_read):
         k1 = min(k0 + per_read, n_steps)
-        r = np.asarray(rates[k0:k1], dtype=np.float64)
-        tt = np.asarray(t[k0:k1], dtype=np.float64)
-        i0 = k0 // block
-        n_full = (k1 - k0) // block
-        if n_full:
-            span = n_full * block
-            r_out[i0 : i0 + n_full] = r[:span].reshape(n_full, block, n_units).mean(1)
-            t_out[i0 : i0 + n_full] = tt[:span].reshape(n_full, block).mean(1)
-        if (k1 - k0) % block:
-            r_out[i0 + n_full] = r[n_full * block :].mean(0)
-            t_out[i0 + n_full] = tt[n_full * block :].mean()
-    return t_out, r_out, block
+        means.add(t[k0:k1], rates[k0:k1])
+    t_out, r_out = means.result()
+    return t_out, r_out, means.block
 
 
 def _save(fig: Figure, path: str | os.PathLike, fmt: str) -> None:

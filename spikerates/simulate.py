@@ -22,18 +22,22 @@ array([100, 100, 100])
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from spikerates.errors import ParameterError, SpikeDataError
 from spikerates.neurons import LIF, LIFRate, make_neuron_type
+from spikerates.spiketrains import DenseSpikes, SpikeTrains, dense_to_events
 
 __all__ = [
     "INPUT_KINDS",
     "Population",
+    "derived_seed",
+    "input_from_table",
     "iter_simulate",
     "make_input",
     "make_population",
@@ -42,6 +46,7 @@ __all__ = [
     "random_initial_voltage",
     "resample_input",
     "simulate",
+    "simulate_spikes",
 ]
 
 #: Input signal specifications accepted by :func:`make_input`.
@@ -765,3 +770,177 @@ def resample_input(
             f"simulation runs over t = {t_grid[0]:.6g}..{t_grid[-1]:.6g} s",
         )
     return np.interp(t_grid, t_file, x_file)
+
+
+# ---------------------------------------------------------------------------
+# runs as data-model objects
+
+
+def derived_seed(seed: int | None, stream: int) -> int | None:
+    """An independent seed for a second random stream (input, voltages).
+
+    The population keeps ``seed`` itself, so two runs with the same seed
+    describe the same neurons whatever else they draw.
+
+    Parameters
+    ----------
+    seed : int, optional
+        The user's seed; None stays None (fresh entropy).
+    stream : int
+        Number of the stream (e.g. 1 for the input, 2 for the voltages).
+
+    Returns
+    -------
+    int or None
+    """
+    if seed is None:
+        return None
+    try:
+        sequence = np.random.SeedSequence((seed, stream))
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            "seed", f"must be a non-negative integer ({exc})"
+        ) from None
+    return int(sequence.generate_state(1)[0])
+
+
+def input_from_table(
+    table: Mapping[str, ArrayLike],
+    dt: float,
+    duration: float,
+    *,
+    source: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """An input signal from a table with columns ``t`` and ``x``.
+
+    The samples are resampled linearly onto the grid ``t = dt * (1..M)``,
+    ``M = round(duration / dt)`` (see :func:`resample_input`).
+
+    Parameters
+    ----------
+    table : mapping of str to array_like
+        Columns ``t`` (seconds, increasing) and ``x``; others are ignored.
+    dt, duration : float
+        The simulation grid in seconds.
+    source : str, optional
+        The table's file, named in errors.
+
+    Returns
+    -------
+    t, x : ndarray, shape (M,)
+
+    Raises
+    ------
+    SpikeDataError
+        Naming the file and column when a column is missing or the samples
+        do not cover the grid.
+    """
+    n_steps = _n_steps(dt, duration)
+    for column in ("t", "x"):
+        if column not in table:
+            found = ", ".join(map(str, table)) or "none"
+            raise SpikeDataError(
+                f"no column {column!r} (an input file needs columns t,x; "
+                f"found {found})",
+                path=source,
+                dataset=column,
+            )
+    t = float(dt) * np.arange(1, n_steps + 1)
+    try:
+        x = resample_input(table["t"], table["x"], t)
+    except ParameterError as exc:
+        raise SpikeDataError(exc.message, path=source) from None
+    return t, x
+
+
+def simulate_spikes(
+    neuron_type: LIF | str,
+    population: Population,
+    x: ArrayLike,
+    dt: float = 0.001,
+    *,
+    initial_voltage: ArrayLike | None = None,
+    events: bool = False,
+    unit_ids: ArrayLike | None = None,
+    progress: Callable[[int], Any] | None = None,
+    chunk_steps: int = 10000,
+) -> DenseSpikes | SpikeTrains:
+    """Simulate a population and return its spikes as a data-model object.
+
+    Parameters
+    ----------
+    neuron_type : LIF or str
+        A spiking model or its name.
+    population : Population
+        Gain, bias and encoders of the N neurons.
+    x : array_like, shape (M,)
+        Input at each step of ``dt`` seconds.
+    dt : float
+        Time step in seconds.
+    initial_voltage : array_like, shape (N,), optional
+        Voltages at ``t = 0``; default 0.
+    events : bool
+        Keep only the spike times (a :class:`SpikeTrains`), so memory grows
+        with the number of spikes instead of steps x neurons.
+    unit_ids : array_like, shape (N,), optional
+        Default ``0..N-1``.
+    progress : callable, optional
+        Called with the number of steps each chunk completed.
+    chunk_steps : int
+        Steps simulated at a time.
+
+    Returns
+    -------
+    DenseSpikes or SpikeTrains
+        Dense: ``t = dt * (1..M)`` and spikes (M, N) of ``amplitude / dt``.
+        Events: each spike at the grid time ``t[k]`` of its step, with the
+        window ``(0, M dt]``.
+    """
+    neuron_type = _spiking_type(neuron_type)
+    dt = _check_dt(dt)
+    x = _vector("x", x)
+    n_steps, n_neurons = x.size, population.n_neurons
+    chunks = iter_simulate(
+        neuron_type,
+        population.gain,
+        population.bias,
+        x,
+        dt=dt,
+        encoders=population.encoders,
+        initial_voltage=initial_voltage,
+        chunk_steps=chunk_steps,
+    )
+    ids = np.arange(n_neurons) if unit_ids is None else unit_ids
+    if events:
+        # A spike is amplitude / dt in its step's row: one count.
+        per_count = dt / neuron_type.amplitude
+
+        def counted():
+            for t_chunk, s_chunk in chunks:
+                yield t_chunk, np.rint(s_chunk * per_count)
+                if progress is not None:
+                    progress(len(t_chunk))
+
+        return dense_to_events(
+            counted(),
+            unit_ids=ids,
+            t_start=0.0,
+            t_stop=dt * n_steps,
+            source="simulate",
+        )
+    spikes = np.empty((n_steps, n_neurons), dtype=np.float64)
+    k0 = 0
+    for t_chunk, s_chunk in chunks:
+        k1 = k0 + len(t_chunk)
+        spikes[k0:k1] = s_chunk
+        if progress is not None:
+            progress(k1 - k0)
+        k0 = k1
+    return DenseSpikes(
+        t=dt * np.arange(1, n_steps + 1),
+        spikes=spikes,
+        unit_ids=ids,
+        values="amplitude",
+        source="simulate",
+        dt=dt,
+    )

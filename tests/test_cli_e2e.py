@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import io as pyio
 import os
-import shlex
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import h5py
 import nengo
@@ -23,81 +20,17 @@ import pytest
 
 from spikerates import estimators
 
-
-def _script() -> list[str]:
-    """The installed console script (``pip install -e .`` puts it on PATH)."""
-    # The script beside this interpreter first: another one on PATH may
-    # belong to a different environment.
-    beside = Path(sys.executable).with_name("spikerates")
-    found = str(beside) if beside.exists() else shutil.which("spikerates")
-    if found is None:
-        # Not installed as a script: the same entry point through the module.
-        return [sys.executable, "-m", "spikerates"]
-    return [found]
-
-
-SCRIPT = _script()
-SR = " ".join(shlex.quote(part) for part in SCRIPT)
-
-
-def spikerates(*args, cwd=None, input=None, check=True):
-    """Run the script with ``args``; returns the CompletedProcess (bytes)."""
-    result = subprocess.run(
-        [*SCRIPT, *[str(a) for a in args]],
-        cwd=cwd,
-        input=input,
-        capture_output=True,
-        timeout=120,
-    )
-    if check:
-        assert result.returncode == 0, result.stderr.decode()
-    return result
-
-
-def shell(command: str, cwd) -> subprocess.CompletedProcess:
-    """Run a bash pipeline where ``spikerates`` means the installed script."""
-    command = command.replace("spikerates", SR)
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        cwd=cwd,
-        capture_output=True,
-        timeout=120,
-    )
-
-
-def load(path):
-    path = str(path)
-    if path.endswith(".npz"):
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
-    with h5py.File(path, "r") as f:
-        return {k: f[k][()] for k in f if isinstance(f[k], h5py.Dataset)}
-
-
-def parse_matrix_csv(text: str):
-    lines = text.strip().splitlines()
-    header = lines[0].split(",")
-    assert header[0] == "t"
-    values = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
-    return values[:, 0], values[:, 1:], header[1:]
-
-
-def assert_same_rates(actual, expected):
-    scale = max(1.0, float(np.max(np.abs(expected))))
-    np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12 * scale)
-
-
 # ----------------------------------------------------------------------------
 # The script itself
 
 
-def test_version_and_help():
-    result = spikerates("--version")
+def test_version_and_help(script):
+    result = script.run("--version")
     from spikerates import __version__
 
     assert __version__ in result.stdout.decode()
     for command in (["events"], ["rates", "kernel"], ["rates", "isi"], ["tuning"]):
-        assert b"Examples:" in spikerates(*command, "--help").stdout
+        assert b"Examples:" in script.run(*command, "--help").stdout
 
 
 def test_help_imports_nothing_heavy():
@@ -116,25 +49,25 @@ def test_help_imports_nothing_heavy():
     assert not imported & {"numpy", "scipy", "h5py", "matplotlib", "pandas", "tqdm"}
 
 
-def test_exit_codes_and_one_line_errors(tmp_path):
+def test_exit_codes_and_one_line_errors(script, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    result = spikerates("rates", "kernel", bad, "-o", tmp_path / "o.h5", check=False)
+    result = script.run("rates", "kernel", bad, "-o", tmp_path / "o.h5", check=False)
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("spikerates: error: ")
     assert str(bad) in lines[0]
     assert sorted(os.listdir(tmp_path)) == ["bad.npz"]
-    result = spikerates("rates", "kernel", bad, "--tau", "0", check=False)
+    result = script.run("rates", "kernel", bad, "--tau", "0", check=False)
     assert result.returncode == 2
     assert b"--tau" in result.stderr
-    result = spikerates("-v", "events", bad, check=False)
+    result = script.run("-v", "events", bad, check=False)
     assert result.returncode == 1
     assert b"Traceback" in result.stderr
 
 
-def test_closed_pipe_is_quiet(tmp_path):
-    result = shell(
+def test_closed_pipe_is_quiet(script, tmp_path):
+    result = script.shell(
         "spikerates simulate --n-neurons 300 --duration 3 --seed 1 | head -c 200",
         tmp_path,
     )
@@ -146,9 +79,9 @@ def test_closed_pipe_is_quiet(tmp_path):
 # Shell pipelines
 
 
-def test_pipeline_csv(tmp_path):
+def test_pipeline_csv(script, files, cli, tmp_path):
     sim = ["simulate", "--n-neurons", "20", "--seed", "3", "--input", "sine:2"]
-    result = shell(
+    result = script.shell(
         "spikerates "
         + " ".join(sim)
         + " -o - --to csv | spikerates rates kernel - --from csv"
@@ -157,18 +90,18 @@ def test_pipeline_csv(tmp_path):
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr == b""  # nothing on stderr in a pipe
-    spikerates(*sim, "-o", "sim.npz", cwd=tmp_path)
-    data = load(tmp_path / "sim.npz")
-    t, rates, ids = parse_matrix_csv((tmp_path / "rates.csv").read_text())
+    script.run(*sim, "-o", "sim.npz", cwd=tmp_path)
+    data = files.load(tmp_path / "sim.npz")
+    t, rates, ids = files.parse_matrix_csv((tmp_path / "rates.csv").read_text())
     np.testing.assert_allclose(t, data["t"], rtol=1e-12)
     assert ids == [str(j) for j in range(20)]
     expected = reference.rates_kernel(data["t"], data["spikes"])
-    assert_same_rates(rates, expected)
+    cli.assert_same_rates(rates, expected)
 
 
-def test_pipeline_npz_without_from(tmp_path):
+def test_pipeline_npz_without_from(script, files, cli, tmp_path):
     sim = ["simulate", "--n-neurons", "15", "--seed", "8", "--input", "ramp:-1:1"]
-    result = shell(
+    result = script.shell(
         "spikerates "
         + " ".join(sim)
         + " -o - --to npz | spikerates rates isi - -o out.h5",
@@ -176,48 +109,51 @@ def test_pipeline_npz_without_from(tmp_path):
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr == b""
-    spikerates(*sim, "-o", "sim.npz", cwd=tmp_path)
-    data = load(tmp_path / "sim.npz")
-    out = load(tmp_path / "out.h5")
+    script.run(*sim, "-o", "sim.npz", cwd=tmp_path)
+    data = files.load(tmp_path / "sim.npz")
+    out = files.load(tmp_path / "out.h5")
     np.testing.assert_array_equal(out["t"], data["t"])
-    assert_same_rates(out["rates"], estimators.rates_isi(data["t"], data["spikes"]))
+    cli.assert_same_rates(out["rates"], estimators.rates_isi(data["t"], data["spikes"]))
     with h5py.File(tmp_path / "out.h5", "r") as f:
         assert f["rates"].attrs["units"] in ("Hz", b"Hz")
 
 
-def test_pipeline_events_round_trip(tmp_path):
+def test_pipeline_events_round_trip(script, files, cli, tmp_path):
     """dense -> events (NWB layout, on a pipe) -> dense rates: the identity."""
-    spikerates(
+    script.run(
         "simulate", "--n-neurons", "6", "--seed", "2", "-o", "sim.h5", cwd=tmp_path
     )
-    result = shell(
+    result = script.shell(
         "spikerates events sim.h5 -o - --to nwb | spikerates rates kernel - "
         "--dt 0.001 --t-start 0 --t-stop 1 -o rates.npz",
         tmp_path,
     )
     assert result.returncode == 0, result.stderr.decode()
-    data = load(tmp_path / "sim.h5")
-    out = load(tmp_path / "rates.npz")
+    data = files.load(tmp_path / "sim.h5")
+    out = files.load(tmp_path / "rates.npz")
     np.testing.assert_allclose(out["t"], data["t"], rtol=1e-12)
-    assert_same_rates(out["rates"], reference.rates_kernel(data["t"], data["spikes"]))
+    cli.assert_same_rates(
+        out["rates"], reference.rates_kernel(data["t"], data["spikes"])
+    )
 
 
-def test_batch_glob_jobs(tmp_path):
+@pytest.mark.slow
+def test_batch_glob_jobs(script, files, cli, tmp_path):
     for seed in range(3):
-        spikerates(
+        script.run(
             "simulate", "--n-neurons", "4", "--seed", seed, "--duration", "0.3",
             "-o", f"rec{seed}.npz", cwd=tmp_path,
         )  # fmt: skip
-    result = shell(
+    result = script.shell(
         "spikerates rates kernel 'rec*.npz' -o out --to h5 --jobs 2", tmp_path
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stderr == b""  # no progress bar when stderr is not a terminal
     assert sorted(os.listdir(tmp_path / "out")) == ["rec0.h5", "rec1.h5", "rec2.h5"]
     for seed in range(3):
-        data = load(tmp_path / f"rec{seed}.npz")
-        out = load(tmp_path / "out" / f"rec{seed}.h5")
-        assert_same_rates(
+        data = files.load(tmp_path / f"rec{seed}.npz")
+        out = files.load(tmp_path / "out" / f"rec{seed}.h5")
+        cli.assert_same_rates(
             out["rates"], reference.rates_kernel(data["t"], data["spikes"])
         )
 
@@ -226,14 +162,14 @@ def test_batch_glob_jobs(tmp_path):
 # Peer checks: simulations and estimates against analytic LIF rates
 
 
-def test_fastlif_population_fires_at_analytic_rates(tmp_path):
-    spikerates(
+def test_fastlif_population_fires_at_analytic_rates(script, files, tmp_path):
+    script.run(
         "simulate", "--model", "fastlif", "--n-neurons", "5000",
         "--max-rates", "10:200", "--intercepts", "-1:0.95", "--encoders", "positive",
         "--input", "constant:0.5", "--duration", "1", "--dt", "0.001", "--seed", "11",
         "--events", "-o", "pop.npz", cwd=tmp_path,
     )  # fmt: skip
-    data = load(tmp_path / "pop.npz")
+    data = files.load(tmp_path / "pop.npz")
     assert np.all(data["encoders"] == 1)
     counts = np.diff(np.r_[0, data["spike_times_index"]])
     measured = counts / 1.0  # Hz over 1 s
@@ -243,13 +179,13 @@ def test_fastlif_population_fires_at_analytic_rates(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def white_noise_simulation(tmp_path_factory):
+def white_noise_simulation(script, files, tmp_path_factory):
     folder = tmp_path_factory.mktemp("white")
-    spikerates(
+    script.run(
         "simulate", "--model", "lif", "--n-neurons", "100", "--input", "white:5",
         "--duration", "2", "--seed", "21", "-o", "sim.npz", cwd=folder,
     )  # fmt: skip
-    data = load(folder / "sim.npz")
+    data = files.load(folder / "sim.npz")
     x_encoded = data["input"][:, None] * data["encoders"][None, :]
     analytic = nengo.LIFRate().rates(x_encoded, data["gain"], data["bias"])
     return folder, data, analytic
@@ -258,10 +194,12 @@ def white_noise_simulation(tmp_path_factory):
 @pytest.mark.parametrize(
     "method,bound", [("isi", 0.3), ("kernel", 0.25)], ids=["isi", "kernel"]
 )
-def test_estimated_rates_track_analytic_rates(white_noise_simulation, method, bound):
+def test_estimated_rates_track_analytic_rates(
+    script, files, white_noise_simulation, method, bound
+):
     folder, data, analytic = white_noise_simulation
-    spikerates("rates", method, "sim.npz", "-o", f"{method}.npz", cwd=folder)
-    out = load(folder / f"{method}.npz")
+    script.run("rates", method, "sim.npz", "-o", f"{method}.npz", cwd=folder)
+    out = files.load(folder / f"{method}.npz")
     np.testing.assert_array_equal(out["t"], data["t"])
     inside = (out["t"] > 0.1) & (out["t"] < 1.9)
     error = out["rates"][inside] - analytic[inside]
@@ -271,7 +209,7 @@ def test_estimated_rates_track_analytic_rates(white_noise_simulation, method, bo
     assert np.std(analytic[inside]) > 20
 
 
-def test_stdout_npz_is_a_complete_file(tmp_path):
-    result = spikerates("tuning", "--n-neurons", "3", "--seed", "1", "--to", "npz")
+def test_stdout_npz_is_a_complete_file(script, tmp_path):
+    result = script.run("tuning", "--n-neurons", "3", "--seed", "1", "--to", "npz")
     with np.load(pyio.BytesIO(result.stdout)) as z:
         assert z["rates"].shape == (201, 3)

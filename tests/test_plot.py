@@ -12,7 +12,10 @@ import pytest
 from spikerates import plot
 from spikerates.errors import ParameterError
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+#: Where figures are kept for inspection: the folder named by the environment
+#: variable SPIKERATES_ARTIFACTS (e.g. tests/artifacts, ignored by git), else
+#: nowhere.
+ARTIFACTS = os.environ.get("SPIKERATES_ARTIFACTS")
 
 MAGIC = {
     "png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
@@ -22,13 +25,15 @@ MAGIC = {
 
 
 def check_figure(path: Path) -> None:
-    """The file exists, has the format's signature, and is kept for inspection."""
+    """The file exists, has the format's signature, and no temporary file is
+    left beside it; copied to :data:`ARTIFACTS` when that is set."""
     data = path.read_bytes()
     assert MAGIC[path.suffix[1:]](data), f"{path.name} is not a {path.suffix} file"
     leftovers = [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
-    ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(path, ARTIFACTS / f"plot_{path.name}")
+    if ARTIFACTS:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shutil.copy(path, Path(ARTIFACTS) / f"plot_{path.name}")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +152,32 @@ def test_block_means_match_numpy():
     assert block == 3
     np.testing.assert_allclose(t_out, [1, 4, 7, 9])
     np.testing.assert_allclose(r_out[:, 0], [2, 8, 14, 18])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 1000])
+@pytest.mark.parametrize("n_rows,max_rows", [(10, 4), (1000, 7), (5, 10), (0, 3)])
+def test_block_means_in_chunks(chunk, n_rows, max_rows):
+    """Fed in chunks of any size, the means are those of a plain loop."""
+    rng = np.random.default_rng(n_rows + chunk)
+    t = np.sort(rng.uniform(0, 10, n_rows))
+    rates = rng.normal(20, 5, (n_rows, 3))
+    means = plot.BlockMeans(n_rows, 3, max_rows)
+    for k0 in range(0, n_rows, chunk):
+        means.add(t[k0 : k0 + chunk], rates[k0 : k0 + chunk])
+    t_out, r_out = means.result()
+    block = max(1, -(-n_rows // max_rows))
+    assert means.block == block and len(t_out) <= max_rows
+    starts = range(0, n_rows, block)
+    np.testing.assert_allclose(t_out, [t[k : k + block].mean() for k in starts])
+    expected = [rates[k : k + block].mean(axis=0) for k in starts]
+    np.testing.assert_allclose(r_out, np.reshape(expected, (-1, 3)), rtol=1e-12)
+
+
+def test_block_means_refuse_extra_rows():
+    means = plot.BlockMeans(3, 1, 2)
+    means.add(np.arange(3.0), np.ones((3, 1)))
+    with pytest.raises(ParameterError, match="4 rows added"):
+        means.add([4.0], [[1.0]])
 
 
 @pytest.mark.parametrize(

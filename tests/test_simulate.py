@@ -466,3 +466,58 @@ def test_resample_input_interpolates_linearly():
 def test_resample_input_rejects_bad_samples(t_file, x_file, match):
     with pytest.raises(ParameterError, match=f"^input: .*{match}"):
         resample_input(t_file, x_file, 0.001 * np.arange(1, 1001))
+
+
+# ---------------------------------------------------------------------------
+# runs as data-model objects
+
+
+def test_simulate_spikes_dense_and_events_agree():
+    """Both layouts of one run hold the same spikes as simulate()."""
+    from spikerates.simulate import simulate_spikes
+    from spikerates.spiketrains import DenseSpikes, SpikeTrains
+
+    lif = LIF(amplitude=0.5)
+    pop = make_population(lif, 6, seed=3)
+    _, x = make_input("sine:4:0.8", dt=0.001, duration=0.5)
+    t, expected = simulate(lif, pop.gain, pop.bias, x, encoders=pop.encoders)
+    steps = []
+    dense = simulate_spikes(lif, pop, x, chunk_steps=77, progress=steps.append)
+    assert isinstance(dense, DenseSpikes)
+    assert sum(steps) == 500 and len(steps) == 7
+    np.testing.assert_array_equal(dense.t, t)
+    np.testing.assert_array_equal(dense.spikes, expected)
+    events = simulate_spikes(lif, pop, x, events=True, chunk_steps=77)
+    assert isinstance(events, SpikeTrains)
+    assert (events.t_start, events.t_stop) == (0.0, 0.5)
+    for j in range(6):
+        np.testing.assert_allclose(
+            events.spike_times[j], t[expected[:, j] != 0], rtol=1e-12
+        )
+
+
+def test_derived_seed_streams():
+    from spikerates.simulate import derived_seed
+
+    assert derived_seed(None, 1) is None
+    assert derived_seed(5, 1) == derived_seed(5, 1)
+    assert len({derived_seed(5, 1), derived_seed(5, 2), derived_seed(6, 1)}) == 3
+    with pytest.raises(ParameterError, match="seed"):
+        derived_seed(-1, 1)
+
+
+def test_input_from_table():
+    from spikerates.errors import SpikeDataError
+    from spikerates.simulate import input_from_table
+
+    table = {"t": [0.0, 1.0], "x": [0.0, 2.0], "other": [5, 5]}
+    t, x = input_from_table(table, 0.25, 1.0)
+    np.testing.assert_allclose(t, [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(x, 2 * t)
+    with pytest.raises(SpikeDataError, match="no column 'x'") as info:
+        input_from_table({"t": [0, 1]}, 0.1, 1.0, source="in.csv")
+    assert info.value.path == "in.csv"
+    with pytest.raises(SpikeDataError, match="cover"):
+        input_from_table(table, 0.1, 3.0, source="in.csv")
+    with pytest.raises(ParameterError, match="duration"):
+        input_from_table(table, 0.1, 0.01)

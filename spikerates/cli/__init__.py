@@ -3,16 +3,27 @@
 Thin: each command parses its options, calls the library and writes the
 result. numpy, h5py, scipy, matplotlib and the library modules are imported
 inside the command bodies so that ``spikerates --help`` is instant.
+
+Errors: click's own (usage, exit 2) are left to click; spikerates' error
+types and ``OSError`` become one line on standard error; anything else is a
+bug and is reported as one ``internal error`` line. Both exit 1, and ``-v``
+adds the traceback.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
 from spikerates import __version__
 from spikerates.cli.events import events
+from spikerates.cli.info import info
+from spikerates.cli.metrics import metrics
+from spikerates.cli.psth import psth
 from spikerates.cli.rates import rates
-from spikerates.cli.runner import Settings
+from spikerates.cli.rates_count import count
+from spikerates.cli.runner import Settings, report_exception, settings
 from spikerates.cli.simulate import simulate
 from spikerates.cli.tuning import tuning
 
@@ -23,7 +34,29 @@ CONTEXT_SETTINGS = {
 }
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class SpikeratesGroup(click.Group):
+    """The top-level group: reports any exception of a command in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit):
+            raise
+        except (click.exceptions.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except BrokenPipeError:
+            raise
+        except Exception as exc:
+            report_exception(exc, settings(ctx))
+            ctx.exit(1)
+
+
+@click.group(
+    cls=SpikeratesGroup,
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 @click.version_option(__version__, "--version", prog_name="spikerates")
 @click.option(
     "-v",
@@ -55,12 +88,20 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be combined")
     ctx.obj = Settings(verbose=verbose, quiet=quiet)
+    if ctx.invoked_subcommand is None:
+        # No command: the usage, and the exit status of a usage error.
+        click.echo(ctx.get_help())
+        ctx.exit(2)
 
 
 cli.add_command(events)
+rates.add_command(count)
 cli.add_command(rates)
 cli.add_command(tuning)
 cli.add_command(simulate)
+cli.add_command(info)
+cli.add_command(metrics)
+cli.add_command(psth)
 
 
 def main() -> None:

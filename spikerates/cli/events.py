@@ -1,124 +1,26 @@
-"""``spikerates events``: spike times per unit from any spike input.
-
-Also holds the reading step shared by the commands that take spike inputs
-(format, dataset, values, unit and label selection).
-"""
+"""``spikerates events``: spike times per unit from any spike input."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from spikerates.cli.options import (
+from spikerates.cli.common import (
+    DEFAULT_DT,
+    Job,
+    ReadOptions,
+    Report,
+    check_window,
     inputs_argument,
     output_options,
+    plan_jobs,
+    read_source,
+    run_jobs,
     spike_input_options,
+    window_note,
 )
-from spikerates.cli.runner import Job, Report, plan_jobs, run_jobs
-
-#: Bin width in seconds used to put events on a grid when --dt is not given.
-DEFAULT_DT = 0.001
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read and select spikes (picklable, for worker processes)."""
-
-    from_format: str | None = None
-    dataset: str | None = None
-    values: str = "auto"
-    dt: float | None = None
-    units: tuple[str, ...] | None = None
-    labels: tuple[str, ...] = ()
-    t_start: float | None = None
-    t_stop: float | None = None
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> ReadOptions:
-        """Collect the reading options of a command's keyword arguments."""
-        return cls(
-            from_format=options["from_format"],
-            dataset=options["dataset"],
-            values=options["values"],
-            dt=options["dt"],
-            units=options["units"],
-            labels=tuple(options["labels"]),
-            t_start=options["t_start"],
-            t_stop=options["t_stop"],
-        )
-
-
-def check_window(options: dict[str, Any]) -> None:
-    """--t-stop must come after --t-start (a usage error otherwise)."""
-    t_start, t_stop = options["t_start"], options["t_stop"]
-    if t_start is not None and t_stop is not None and t_stop <= t_start:
-        raise click.BadParameter(
-            f"must be greater than --t-start ({t_start:g} s)", param_hint="'--t-stop'"
-        )
-
-
-def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
-    """Read spikes and apply ``--label`` and ``--units``.
-
-    Returns
-    -------
-    SpikeTrains or DenseSpikes
-        Dense input read with ``lazy=True`` must be closed by the caller.
-    """
-    from spikerates import io
-    from spikerates.spiketrains import DenseSpikes
-
-    data = io.read_spikes(
-        path,
-        read.from_format,
-        dataset=read.dataset,
-        values=read.values,
-        dt=read.dt,
-        lazy=lazy,
-    )
-    try:
-        if read.labels:
-            data = _select_labels(data, read.labels, path)
-        if read.units is not None:
-            data = _select_units(data, read.units, path)
-    except BaseException:
-        if isinstance(data, DenseSpikes):
-            data.close()
-        raise
-    return data
-
-
-def _select_labels(data, labels: tuple[str, ...], path: str):
-    from spikerates.errors import SpikeDataError
-
-    present = getattr(data, "labels", None)
-    if present is None:
-        raise SpikeDataError(
-            "--label needs unit labels (a Phy folder with cluster_group.tsv or "
-            "cluster_KSLabel.tsv); this input has none",
-            path=path,
-        )
-    selected = data.select_labels(list(labels))
-    if selected.n_units == 0:
-        known = ", ".join(sorted({str(label) for label in present})) or "none"
-        raise SpikeDataError(
-            f"no unit has label {' or '.join(labels)} (labels: {known})",
-            path=path,
-            dataset="labels",
-        )
-    return selected
-
-
-def _select_units(data, requested: tuple[str, ...], path: str):
-    """Keep the units named on the command line (text "3" matches id 3)."""
-    return data.select_units(list(requested))
-
-
-# ----------------------------------------------------------------------------
-# The command
 
 
 @click.command(
@@ -138,7 +40,8 @@ def events(inputs: tuple[str, ...], **options: Any) -> None:
     INPUT is a file, a Phy folder, '-' (standard input) or a glob pattern;
     dense input (t, spikes) gives one spike per count at each bin's time t[k].
     Units keep their order and empty units are kept. A window (--t-start,
-    --t-stop) keeps the spikes with t-start < time <= t-stop.
+    --t-stop) keeps the spikes in the bins of its grid: t-start < time <=
+    t-stop, with --t-stop moved to the nearest grid time t-start + k dt.
     """
     check_window(options)
     jobs = plan_jobs(
@@ -153,6 +56,7 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     data = read_source(job.source, read)
+    report.count(data)
     dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):
         dt = data.dt
@@ -163,46 +67,18 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
     else:
         trains = data
     if read.t_start is not None or read.t_stop is not None:
-        trains, n_outside = _window(trains, read.t_start, read.t_stop, dt)
-        if n_outside:
-            report.note(
-                f"{n_outside} spikes outside the window "
-                f"({trains.t_start:g}, {trains.t_stop:g}] s were left out"
-            )
+        grid = trains.grid(dt, t_start=read.t_start, t_stop=read.t_stop)
+        windowed = trains.restrict(grid)
+        window_note(
+            report, trains.n_spikes - windowed.n_spikes, grid.t_start, grid.t_stop
+        )
+        trains = windowed
     io.write_events(job.target, trains, job.out_format)
-    n_spikes = sum(len(s) for s in trains.spike_times)
     report.summary(
-        f"wrote {job.target}: {n_spikes} spikes of {trains.n_units} units "
+        f"wrote {job.target}: {trains.n_spikes} spikes of {trains.n_units} units "
         f"({job.out_format})"
     )
     if job.plot_path is not None:
         from spikerates.plot import plot_raster
 
         plot_raster(trains, path=job.plot_path)
-
-
-def _window(trains, t_start: float | None, t_stop: float | None, dt: float):
-    """The spikes with ``t_start < time <= t_stop`` (seconds), and how many not.
-
-    A bound not given takes the default of the grid rule (SPEC section 4)
-    for bins of ``dt`` seconds.
-    """
-    import dataclasses
-
-    import numpy as np
-
-    grid = trains.grid(dt, t_start=t_start, t_stop=t_stop)
-    lo = grid.t_start if t_start is None else float(t_start)
-    hi = grid.t_stop if t_stop is None else float(t_stop)
-    # As in the binning rule, a spike within 1e-9*dt of a bound belongs to the
-    # side a spike exactly on it would.
-    tol = 1e-9 * dt
-    kept = []
-    n_outside = 0
-    for times in trains.spike_times:
-        a = np.searchsorted(times, lo + tol, side="right")
-        b = np.searchsorted(times, hi + tol, side="right")
-        kept.append(times[a:b])
-        n_outside += len(times) - (b - a)
-    windowed = dataclasses.replace(trains, spike_times=kept, t_start=lo, t_stop=hi)
-    return windowed, n_outside

@@ -1,7 +1,7 @@
-"""Shared options and parameter types of the command line.
+"""Option groups and parameter types shared by the commands.
 
-Only ``click`` is imported here so that ``spikerates --help`` stays instant;
-numpy and the library modules are imported inside the command bodies.
+Only ``click`` and :mod:`spikerates.names` (which imports nothing) are
+imported here, so that ``spikerates --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,20 +13,7 @@ from typing import Any
 
 import click
 
-#: Format names accepted by ``--from`` (``phy`` is a folder, read only).
-READ_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv", "phy")
-#: Format names accepted by ``--to``.
-WRITE_FORMATS = ("hdf5", "h5", "nwb", "npz", "csv", "tsv")
-#: File extension written for each output format name.
-FORMAT_EXTENSIONS = {
-    "hdf5": ".h5",
-    "h5": ".h5",
-    "nwb": ".nwb",
-    "npz": ".npz",
-    "csv": ".csv",
-    "tsv": ".tsv",
-}
-INPUT_KINDS = ("constant", "ramp", "sine", "white")
+from spikerates.names import INPUT_KINDS, READ_FORMATS, VALUE_MODES, WRITE_FORMATS
 
 FC = Callable[..., Any]
 
@@ -117,7 +104,7 @@ class InputSignalType(click.ParamType):
     are checked by the library when the signal is made.
     """
 
-    name = "SPEC|FILE"
+    name = "KIND:ARGS|FILE"
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple):
@@ -136,7 +123,28 @@ class InputSignalType(click.ParamType):
         )
 
 
+class TauType(click.ParamType):
+    """A kernel time constant in seconds (> 0), or ``auto``."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            tau = float(text)
+        except ValueError:
+            self.fail(f"{value!r}: expected seconds > 0 or auto", param, ctx)
+        if not (0 < tau < math.inf):
+            self.fail(f"{value!r}: must be a number of seconds > 0", param, ctx)
+        return tau
+
+
 RANGE = RangeType()
+TAU = TauType()
 UNIT_LIST = UnitListType()
 INPUT_SIGNAL = InputSignalType()
 POSITIVE = click.FloatRange(min=0.0, min_open=True)
@@ -190,6 +198,88 @@ def output_options(default_to_help: str, *, batch: bool = True) -> FC:
             ),
         ]
     )
+
+
+def _store_batch_option(ctx: click.Context, param: click.Parameter, value: Any):
+    from spikerates.cli.runner import batch_options as current
+
+    if param.name == "shard" and value is not None:
+        from spikerates.batch import parse_shard
+        from spikerates.errors import ParameterError
+
+        try:
+            parse_shard(value)
+        except ParameterError as exc:
+            raise click.BadParameter(exc.message) from None
+    setattr(current(ctx), param.name, value)
+    return value
+
+
+def batch_options() -> list[FC]:
+    """How several inputs are run: ``--jobs``, ``--engine``, ``--scheduler``,
+    ``--shard``, ``--skip-existing``, ``--log``.
+
+    ``--jobs`` is passed to the command; the others are kept for
+    :func:`spikerates.cli.runner.run_jobs`
+    (:func:`spikerates.cli.runner.batch_options`).
+    """
+    from spikerates.batch import ENGINES
+
+    hidden = {"expose_value": False, "callback": _store_batch_option}
+    return [
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Process this many inputs at once (worker processes on this "
+            "machine, also those of a local Dask cluster).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINES),
+            default=None,
+            help="Where the inputs are processed: 'local', a pool of --jobs "
+            "processes; 'dask', one Dask task per input, on --scheduler or a "
+            "local Dask cluster of --jobs processes. [default: local; dask "
+            "with --scheduler]",
+            **hidden,
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            default=None,
+            help="A running Dask scheduler (tcp://host:8786) or its scheduler "
+            "file (.json); inputs and outputs must be at the same paths on "
+            "its workers.",
+            **hidden,
+        ),
+        click.option(
+            "--shard",
+            metavar="I/N|slurm",
+            default=None,
+            help="Process only the I-th of N slices of the sorted inputs; "
+            "'slurm' takes I and N from a SLURM job array's environment.",
+            **hidden,
+        ),
+        click.option(
+            "--skip-existing",
+            is_flag=True,
+            default=False,
+            help="Skip inputs whose outputs exist and are newer than the input "
+            "(resume a batch).",
+            **hidden,
+        ),
+        click.option(
+            "--log",
+            metavar="FILE.jsonl",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Append one JSON line per input (input, output, status, "
+            "seconds, units, spikes, error).",
+            **hidden,
+        ),
+    ]
 
 
 def spike_input_options(*, chunking: bool) -> FC:
@@ -252,19 +342,13 @@ def spike_input_options(*, chunking: bool) -> FC:
         ),
         click.option(
             "--values",
-            type=click.Choice(("auto", "counts", "amplitude")),
+            type=click.Choice(VALUE_MODES),
             default="auto",
             show_default=True,
             help="Dense input values: spike counts per bin, or amplitude 1/dt "
             "per spike; auto tells them apart.",
         ),
-        click.option(
-            "--jobs",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="Process this many inputs at once.",
-        ),
+        *batch_options(),
         plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
     ]
     if chunking:

@@ -8,20 +8,27 @@ so memory stays bounded whatever the recording's length.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
-from spikerates.cli.events import DEFAULT_DT, ReadOptions, check_window, read_source
-from spikerates.cli.options import (
-    POSITIVE,
+from spikerates.cli.common import (
+    DEFAULT_DT,
+    TAU,
+    Job,
+    ReadOptions,
+    Report,
+    check_window,
     inputs_argument,
     output_options,
+    plan_jobs,
+    progress_bar,
+    read_source,
+    run_jobs,
     spike_input_options,
+    window_note,
 )
-from spikerates.cli.runner import Job, Report, plan_jobs, run_jobs
 from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
 
 #: Most time rows kept in memory for a --plot figure (block means).
@@ -61,9 +68,16 @@ def _rates_command(method: str, **options: Any) -> None:
         options["inputs"], options["output"], options["to_format"], options["plot_path"]
     )
     if method == "kernel":
+        if options["tau"] == "auto" and options["kind"] != "gauss":
+            raise click.BadParameter(
+                "auto is defined for the gauss kernel only", param_hint="'--tau'"
+            )
+        if options["pool"] and options["tau"] != "auto":
+            raise click.UsageError("--pool goes with --tau auto")
         estimator = {
             "kind": options["kind"],
             "tau": options["tau"],
+            "pool": options["pool"],
             "normalize": options["normalize"],
             "causal": options["causal"],
             "border_correction": options["border_correction"],
@@ -100,10 +114,18 @@ Examples:
 )
 @click.option(
     "--tau",
-    type=POSITIVE,
+    type=TAU,
     default=0.04,
     show_default=True,
-    help="Kernel time constant in seconds (gauss: 2 standard deviations).",
+    help="Kernel time constant in seconds (gauss: 2 standard deviations), or "
+    "auto (gauss only): per unit, twice the optimal bandwidth of Shimazaki & "
+    "Shinomoto (2010) over the window, written to the output's tau attribute "
+    "and printed with -v.",
+)
+@click.option(
+    "--pool",
+    is_flag=True,
+    help="With --tau auto, one bandwidth for all units superimposed.",
 )
 @click.option(
     "--normalize",
@@ -177,15 +199,17 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
     read = params.read
     source = read_source(job.source, read, lazy=True)
+    report.count(source)
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
-    if not dense:
-        _check_grid(source, dt, read, job.source)
-    keeper = _PlotRows() if job.plot_path is not None else None
+    plot_rows = None
 
     def writer_factory(n_rows: int, unit_ids: np.ndarray, attrs: dict[str, Any]):
-        if keeper is not None:
-            keeper.start(n_rows, unit_ids)
+        nonlocal plot_rows
+        if job.plot_path is not None:
+            from spikerates.plot import BlockMeans
+
+            plot_rows = BlockMeans(n_rows, len(unit_ids), PLOT_ROWS)
         if bar is not None:
             bar.reset(total=n_rows)
         writer = io.open_matrix_writer(
@@ -197,17 +221,18 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
             dtype=np.dtype(params.dtype),
             attrs=attrs,
         )
-        return _Tee(writer, keeper)
+        return _Tee(writer, plot_rows)
 
-    bar = None
-    if report.progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=0, unit="step", file=click.get_text_stream("stderr"), leave=False
-        )
+    bar = progress_bar(0, enabled=report.progress)
+    estimator = dict(params.estimator)
+    pool = estimator.pop("pool", False)
     try:
-        summary = pipeline.estimate_rates(
+        run = pipeline.estimate_rates
+        if estimator.get("tau") == "auto":
+            run, source, estimator = _auto_tau(
+                source, dt, read, pool, estimator, report
+            )
+        summary = run(
             source,
             writer_factory,
             method=params.method,
@@ -217,51 +242,58 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
             chunk_duration=params.chunk_duration,
             dtype=np.dtype(params.dtype),
             progress=bar.update if bar is not None else None,
-            **params.estimator,
+            **estimator,
         )
     finally:
         if bar is not None:
             bar.close()
         if dense:
             source.close()
-    if summary["n_outside"]:
-        report.note(
-            f"{summary['n_outside']} spikes outside the window "
-            f"({summary['t_start']:g}, {summary['t_stop']:g}] s were left out"
-        )
+    window_note(report, summary["n_outside"], summary["t_start"], summary["t_stop"])
     report.summary(
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
         f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
     )
-    if keeper is not None:
+    if plot_rows is not None:
         from spikerates.plot import plot_rates
 
-        t, values = keeper.result()
-        plot_rates(t, values, keeper.unit_ids, job.plot_path)
+        t, values = plot_rows.result()
+        plot_rates(t, values, source.unit_ids, job.plot_path)
 
 
-def _check_grid(trains, dt: float, read: ReadOptions, path: str) -> None:
-    """Refuse a grid without time steps (nothing to estimate)."""
-    from spikerates.errors import SpikeDataError
+def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Report):
+    """Choose tau from the data; the runner and estimator options to use."""
+    import numpy as np
 
-    grid = trains.grid(dt, t_start=read.t_start, t_stop=read.t_stop)
-    if grid.n_steps < 1:
-        if trains.n_spikes == 0 and read.t_stop is None:
-            why = "there are no spikes to set the time window; give --t-stop"
-        else:
-            why = (
-                f"the window ({grid.t_start:g}, {grid.t_stop:g}] s holds no time "
-                f"step of {dt:g} s; check --t-start/--t-stop"
-            )
-        raise SpikeDataError(why, path=path)
+    from spikerates import auto_tau, pipeline
+    from spikerates.spiketrains import DenseSpikes, dense_to_events
+
+    if isinstance(source, DenseSpikes):
+        dense, dt = source, source.dt
+        source = dense_to_events(dense)
+        dense.close()
+    taus = auto_tau.choose_taus(source, dt, read.t_start, read.t_stop, pool=pool)
+    shown = ", ".join(
+        f"{u}: {t:.4g} s" for u, t in zip(source.unit_ids.tolist(), taus, strict=True)
+    )
+    report.summary(f"tau auto{' (pooled)' if pool else ''}: {shown}")
+    estimator = {k: v for k, v in estimator.items() if k != "tau"}
+    if pool or np.all(taus == taus[:1]):
+        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}
+
+    def per_unit(source, writer_factory, *, method, **options):
+        return auto_tau.estimate_rates_per_unit(source, writer_factory, taus, **options)
+
+    return per_unit, source, estimator
 
 
 class _Tee:
-    """A matrix writer context that also hands each chunk to a row keeper."""
+    """A matrix writer context that also hands each chunk to the plot's
+    block means."""
 
-    def __init__(self, writer, keeper: _PlotRows | None) -> None:
+    def __init__(self, writer, plot_rows) -> None:
         self.writer = writer
-        self.keeper = keeper
+        self.plot_rows = plot_rows
         self.inner = None
 
     def __enter__(self):
@@ -273,45 +305,5 @@ class _Tee:
 
     def append(self, t_chunk, values) -> None:
         self.inner.append(t_chunk, values)
-        if self.keeper is not None:
-            self.keeper.append(t_chunk, values)
-
-
-class _PlotRows:
-    """Block means of the rate rows, at most :data:`PLOT_ROWS` of them.
-
-    Keeps the memory of a --plot figure bounded however long the recording.
-    """
-
-    def __init__(self) -> None:
-        self.unit_ids = None
-
-    def start(self, n_rows: int, unit_ids) -> None:
-        import numpy as np
-
-        self.unit_ids = unit_ids
-        n_units = len(unit_ids)
-        self.block = max(1, math.ceil(n_rows / PLOT_ROWS))
-        n_out = math.ceil(n_rows / self.block) if n_rows else 0
-        self.t_sum = np.zeros(n_out)
-        self.r_sum = np.zeros((n_out, n_units))
-        self.count = np.zeros(n_out)
-        self.row = 0
-
-    def append(self, t_chunk, values) -> None:
-        import numpy as np
-
-        n = len(t_chunk)
-        if n == 0:
-            return
-        which = (self.row + np.arange(n)) // self.block
-        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
-        blocks = which[starts]
-        self.t_sum[blocks] += np.add.reduceat(np.asarray(t_chunk, float), starts)
-        self.r_sum[blocks] += np.add.reduceat(np.asarray(values, float), starts, axis=0)
-        self.count[blocks] += np.diff(np.r_[starts, n])
-        self.row += n
-
-    def result(self):
-        counts = self.count[:, None]
-        return self.t_sum / self.count, self.r_sum / counts
+        if self.plot_rows is not None:
+            self.plot_rows.add(t_chunk, values)

@@ -34,9 +34,10 @@ import numpy as np
 from spikerates.errors import ParameterError, SpikeDataError
 
 # The format modules register their entries when imported.
-from spikerates.io import csv, hdf5, npz, nwb, phy  # noqa: F401
+from spikerates.io import csv, hdf5, nix, npz, nwb, phy, spikeinterface  # noqa: F401
 from spikerates.io._source import SNIFF_BYTES, Source, open_source
 from spikerates.io.atomic import AtomicFile, atomic_output
+from spikerates.io.intervals import read_intervals, read_time_intervals_table
 from spikerates.io.registry import Format, ReadOptions, get, registered
 from spikerates.names import (
     FORMAT_ALIASES,
@@ -62,8 +63,10 @@ __all__ = [
     "detect_format",
     "extension_for",
     "open_matrix_writer",
+    "read_intervals",
     "read_spikes",
     "read_table",
+    "read_time_intervals_table",
     "write_arrays",
     "write_dense",
     "write_events",
@@ -173,6 +176,23 @@ def _output_format(name: str) -> str:
     return fmt
 
 
+#: Files that mark a folder as a Zarr store.
+_ZARR_MARKERS = (".zgroup", ".zattrs", "zarr.json")
+
+
+def _refuse_zarr(src: Source) -> None:
+    """One clear line for an NWB Zarr store, which spikerates does not read."""
+    if not src.is_dir or src.path is None:
+        return
+    if any(os.path.exists(os.path.join(src.path, m)) for m in _ZARR_MARKERS):
+        raise SpikeDataError(
+            "is a Zarr store (NWB Zarr), which spikerates does not read; convert "
+            "it to an NWB HDF5 file with hdmf-zarr: NWBHDF5IO('out.nwb', 'w')"
+            ".export(src_io=NWBZarrIO(path, 'r')), then read out.nwb",
+            path=src.name,
+        )
+
+
 def _input_format(src: Source, explicit: str | None) -> Format:
     """The format of the input ``src``: ``explicit`` if given, else by the
     extension of a file, else by content (folders by what they hold)."""
@@ -193,6 +213,8 @@ def read_spikes(
     values: str = "auto",
     dt: float | None = None,
     lazy: bool = False,
+    id_column: str | None = None,
+    segment: int | None = None,
 ) -> SpikeTrains | DenseSpikes:
     """Read spikes from a file, folder or standard input.
 
@@ -213,11 +235,21 @@ def read_spikes(
     lazy : bool
         For HDF5 dense input, keep the file open and return the h5py Dataset
         as ``DenseSpikes.spikes`` (read by row blocks); call ``close()``.
+    id_column : str, optional
+        The column of the units table whose values name the units. Default:
+        ``unit_name`` (SpikeInterface, neuroconv) or ``_name`` (neo) when
+        present with unique values, else the table's row ``id``.
+    segment : int, optional
+        Segment to read from a multi-segment SpikeInterface sorting.
 
     Returns
     -------
     SpikeTrains or DenseSpikes
-        Events (per-unit sorted times, seconds) or the dense layout.
+        Events (per-unit sorted times, seconds) or the dense layout. Events
+        carry ``info`` with ``format``, ``layout``, ``table`` (where the
+        units came from), ``id_column`` (the column naming them), ``choice``
+        (when the file held several spike tables: which one was used) and
+        the session metadata of NWB files.
 
     Raises
     ------
@@ -230,6 +262,7 @@ def read_spikes(
             "values", f"must be one of {', '.join(VALUE_MODES)}, got {values!r}"
         )
     src = open_source(path)
+    _refuse_zarr(src)
     entry = _input_format(src, fmt)
     if src.is_dir and not entry.spec.folder:
         raise SpikeDataError(
@@ -238,9 +271,15 @@ def read_spikes(
             path=src.name,
         )
     assert entry.read is not None  # every format is readable
-    return entry.read(
-        src, ReadOptions(dataset=dataset, values=values, dt=dt, lazy=lazy)
+    options = ReadOptions(
+        dataset=dataset,
+        values=values,
+        dt=dt,
+        lazy=lazy,
+        id_column=id_column,
+        segment=segment,
     )
+    return entry.read(src, options)
 
 
 def read_table(

@@ -20,6 +20,7 @@ import numpy as np
 from spikerates import __version__
 from spikerates.errors import SpikeDataError
 from spikerates.io._source import Source, is_hdf5
+from spikerates.io._units import choose_unit_ids, flat_trains, subtract_intervals
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
 from spikerates.spiketrains import (
@@ -30,8 +31,15 @@ from spikerates.spiketrains import (
     trains_to_ragged,
 )
 
-#: Columns of a Units table read as per-unit labels (compared lower-case).
+#: Columns of a Units table read as per-unit labels (compared lower-case),
+#: in order of preference.
 LABEL_COLUMNS = ("label", "labels", "quality", "group", "kslabel")
+#: Names of a scalar sample rate in Hz beside flat spike arrays.
+SAMPLE_RATE_NAMES = ("sample_rate", "sampling_frequency", "sampling_rate", "fs")
+#: Processing module of the matrices spikerates writes into NWB files, and
+#: the column of their companion tables naming each data column's unit.
+NWB_MODULE = "spikerates"
+NWB_UNIT_ID_COLUMN = "unit_id"
 
 # A streamed matrix is stored in chunks of whole rows: 1024 rows, more for
 # narrow matrices (about 1 MiB per chunk), so per-chunk overhead stays small
@@ -40,7 +48,7 @@ _CHUNK_BYTES = 1 << 20
 _CHUNK_ROWS = 1024
 # Chunk cache of a streamed file: holds the chunks an append leaves partly
 # written, so they are completed in memory rather than re-read.
-_CACHE_BYTES = 4 << 20
+CACHE_BYTES = 4 << 20
 
 
 def _error(src: Source | str, message: str, dataset: str | None = None) -> Exception:
@@ -48,7 +56,8 @@ def _error(src: Source | str, message: str, dataset: str | None = None) -> Excep
     return SpikeDataError(message, path=name, dataset=dataset)
 
 
-def _open(src: Source) -> h5py.File:
+def _open_hdf5(src: Source) -> h5py.File:
+    """Open an input HDF5 file for reading (the one place readers do)."""
     try:
         return h5py.File(src.target(), "r")
     except (OSError, ValueError) as exc:
@@ -74,28 +83,68 @@ def _is_dataset(group: h5py.Group, name: str) -> bool:
     return isinstance(group.get(name, getlink=False), h5py.Dataset)
 
 
+def _text_attr(obj: h5py.HLObject, name: str) -> str:
+    value = obj.attrs.get(name, "")
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _is_series(group: h5py.Group) -> bool:
+    return _is_dataset(group, "data") and (
+        _is_dataset(group, "starting_time") or _is_dataset(group, "timestamps")
+    )
+
+
+def _layout_of(group: h5py.Group) -> str | None:
+    """The spike layout a group holds, if any."""
+    if _is_dataset(group, "spike_times"):
+        if not _is_dataset(group, "spike_times_index") and _is_dataset(
+            group, "spike_clusters"
+        ):
+            return "flat"
+        return "events"
+    if _is_dataset(group, "t") and _is_dataset(group, "spikes"):
+        return "dense"
+    return None
+
+
 def _candidates(f: h5py.File) -> list[tuple[str, str]]:
-    """(group path, layout) of every place holding spike data."""
+    """(group path, layout) of every place holding spike data, plus the
+    matrices spikerates writes into NWB files."""
     found: list[tuple[str, str]] = []
-
-    def check(path: str, group: h5py.Group) -> None:
-        if _is_dataset(group, "t") and _is_dataset(group, "spikes"):
-            found.append((path, "dense"))
-        if _is_dataset(group, "spike_times"):
-            found.append((path, "events"))
-
-    check("/", f)
+    layout = _layout_of(f)
+    if layout is not None:
+        found.append(("/", layout))
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Group):
-            check("/" + name, obj)
+        if not isinstance(obj, h5py.Group):
+            return
+        layout = _layout_of(obj)
+        if layout is not None:
+            found.append(("/" + name, layout))
+        elif name.startswith(f"processing/{NWB_MODULE}/") and _is_series(obj):
+            found.append(("/" + name, "series"))
 
     f.visititems(visit)
     return found
 
 
-def _locate(f: h5py.File, src: Source, dataset: str | None) -> tuple[str, str, str]:
-    """Find the spike data: (layout, group path, name of the data dataset)."""
+_DATA_NAME = {"dense": "spikes", "series": "data"}
+_STANDARD = (("/", "dense"), ("/units", "events"), ("/", "events"), ("/", "flat"))
+
+
+def _describe(found: list[tuple[str, str]]) -> str:
+    return ", ".join(
+        f"{g.rstrip('/')}/{_DATA_NAME.get(kind, 'spike_times')}" for g, kind in found
+    )
+
+
+def _locate(
+    f: h5py.File, src: Source, dataset: str | None
+) -> tuple[str, str, str, str | None]:
+    """Find the spike data: (layout, group path, name of the data dataset,
+    a note on the choice when the file holds several)."""
     if dataset is not None:
         path = "/" + dataset.strip().strip("/")
         obj = f.get(path)
@@ -106,24 +155,26 @@ def _locate(f: h5py.File, src: Source, dataset: str | None) -> tuple[str, str, s
                 path,
             )
         if isinstance(obj, h5py.Group):
-            if _is_dataset(obj, "spike_times"):
-                return "events", obj.name, "spike_times"
-            if _is_dataset(obj, "t") and _is_dataset(obj, "spikes"):
-                return "dense", obj.name, "spikes"
+            layout = _layout_of(obj) or ("series" if _is_series(obj) else None)
+            if layout is not None:
+                return layout, obj.name, _DATA_NAME.get(layout, "spike_times"), None
             raise _error(
                 src,
                 "this group holds neither a Units table (spike_times, "
-                "spike_times_index) nor dense spikes (t, spikes)",
+                "spike_times_index), flat spike_times with spike_clusters, dense "
+                "spikes (t, spikes) nor a TimeSeries (data, starting_time)",
                 path,
             )
         parent = obj.parent.name
         base = obj.name.rsplit("/", 1)[-1]
         if base.endswith("_index") and _is_dataset(obj.parent, base[: -len("_index")]):
-            return "events", parent, base[: -len("_index")]
+            return "events", parent, base[: -len("_index")], None
         if _is_dataset(obj.parent, f"{base}_index"):
-            return "events", parent, base
+            return "events", parent, base, None
+        if base == "data" and _is_series(obj.parent):
+            return "series", parent, base, None
         if obj.ndim in (1, 2) and _is_dataset(obj.parent, "t") and base != "t":
-            return "dense", parent, base
+            return "dense", parent, base, None
         raise _error(
             src,
             f"cannot read a dataset of shape {obj.shape} as spikes: expected a "
@@ -132,31 +183,35 @@ def _locate(f: h5py.File, src: Source, dataset: str | None) -> tuple[str, str, s
             path,
         )
     found = _candidates(f)
+    if not found:
+        raise _error(
+            src,
+            "no spike data: expected /t and /spikes (dense) or a Units table "
+            "/units with spike_times and spike_times_index (events); the file "
+            f"holds {_datasets_in(f)}",
+        )
+    note = None
     if len(found) == 1:
-        layout, group = found[0][1], found[0][0]
+        group, layout = found[0]
     else:
-        standard = [c for c in found if c in (("/", "dense"), ("/units", "events"))]
-        if len(found) > 1 and len(standard) != 1:
-            listed = ", ".join(
-                ("/spikes" if g == "/" else g + "/spikes")
-                if kind == "dense"
-                else g.rstrip("/") + "/spike_times"
-                for g, kind in found
-            )
+        standard = [c for c in _STANDARD if c in found]
+        # Matrices spikerates wrote (rates) are spike data only when asked for.
+        spikes = [c for c in found if c[1] != "series"]
+        if len(standard) == 1:
+            group, layout = standard[0]
+        elif len(spikes) == 1:
+            group, layout = spikes[0]
+        else:
             raise _error(
                 src,
-                f"the file holds several spike datasets ({listed}); "
+                f"the file holds several spike datasets ({_describe(found)}); "
                 "choose one with --dataset",
             )
-        if not found:
-            raise _error(
-                src,
-                "no spike data: expected /t and /spikes (dense) or a Units table "
-                "/units with spike_times and spike_times_index (events); the file "
-                f"holds {_datasets_in(f)}",
-            )
-        group, layout = standard[0]
-    return layout, group, "spikes" if layout == "dense" else "spike_times"
+        note = (
+            f"used {_describe([(group, layout)])} of {len(found)} spike datasets "
+            f"({_describe(found)}); choose another with --dataset"
+        )
+    return layout, group, _DATA_NAME.get(layout, "spike_times"), note
 
 
 def _member(group: h5py.Group, name: str) -> str:
@@ -191,9 +246,7 @@ def _read_dense(
     src: Source,
     group_path: str,
     name: str,
-    values: str,
-    dt: float | None,
-    lazy: bool,
+    options: ReadOptions,
 ) -> DenseSpikes:
     group = f[group_path]
     ds = group[name]
@@ -201,7 +254,7 @@ def _read_dense(
         raise _error(src, f"spike values must be numbers, got {ds.dtype}", ds.name)
     t = _read_all(src, group["t"])
     unit_ids = _read_ids(src, group, "unit_ids")
-    spikes: Any = ds if lazy and ds.ndim == 2 else _read_all(src, ds)
+    spikes: Any = ds if options.lazy and ds.ndim == 2 else _read_all(src, ds)
     names = {
         "t": _member(group, "t"),
         "spikes": ds.name,
@@ -212,54 +265,206 @@ def _read_dense(
             t,
             spikes,
             unit_ids=unit_ids,
-            values=values,
+            values=options.values,
             source=src.name,
-            dt=dt,
+            dt=options.dt,
             _file=f if spikes is ds else None,
         )
     except SpikeDataError as exc:
         raise _rename(exc, names) from None
 
 
-def _string_column(src: Source, group: h5py.Group, n_units: int) -> np.ndarray | None:
-    for key in group:
-        if key.lower() not in LABEL_COLUMNS or not _is_dataset(group, key):
+def _series_times(src: Source, group: h5py.Group, n_rows: int) -> np.ndarray:
+    """Times of the rows of a TimeSeries: the exact grid spikerates wrote
+    (``t_start + (k+1)*dt`` from its comments), else ``starting_time +
+    k/rate``, else ``timestamps``."""
+    if _is_dataset(group, "timestamps"):
+        return np.asarray(_read_all(src, group["timestamps"]), dtype=np.float64)
+    start_ds = group["starting_time"]
+    start = float(_read_all(src, start_ds))
+    rate = start_ds.attrs.get("rate")
+    if rate is None or not np.isfinite(rate) or rate <= 0:
+        raise _error(src, "needs a rate attribute > 0 (Hz)", start_ds.name)
+    try:
+        params = json.loads(_text_attr(group, "comments") or "{}")
+    except ValueError:
+        params = {}
+    dt, t_start = params.get("dt"), params.get("t_start")
+    k = np.arange(n_rows, dtype=np.int64)
+    if isinstance(dt, int | float) and isinstance(t_start, int | float):
+        grid = t_start + (k + 1) * float(dt)
+        if n_rows == 0 or abs(grid[0] - start) <= 1e-9 * abs(dt):
+            return grid
+    return start + k / float(rate)
+
+
+def _read_series(
+    f: h5py.File, src: Source, group_path: str, options: ReadOptions
+) -> DenseSpikes:
+    group = f[group_path]
+    ds = group["data"]
+    if ds.dtype.kind not in "iufb" or ds.ndim not in (1, 2):
+        raise _error(
+            src, f"expected a 1-D or 2-D array of numbers, got {ds.dtype}", ds.name
+        )
+    t = _series_times(src, group, ds.shape[0])
+    table = group.parent.get(f"{group.name.rsplit('/', 1)[-1]}_units")
+    unit_ids = None
+    if isinstance(table, h5py.Group):
+        unit_ids = _read_ids(src, table, NWB_UNIT_ID_COLUMN)
+    spikes: Any = ds if options.lazy and ds.ndim == 2 else _read_all(src, ds)
+    try:
+        return DenseSpikes(
+            t,
+            spikes,
+            unit_ids=unit_ids,
+            values=options.values,
+            source=src.name,
+            dt=options.dt,
+            _file=f if spikes is ds else None,
+        )
+    except SpikeDataError as exc:
+        names = {"t": _member(group, "starting_time"), "spikes": ds.name}
+        raise _rename(exc, names) from None
+
+
+def _string_column(
+    src: Source, group: h5py.Group, n_units: int
+) -> tuple[np.ndarray | None, str | None]:
+    """Per-unit labels and the column they came from."""
+    by_name = {key.lower(): key for key in group}
+    for wanted in LABEL_COLUMNS:
+        key = by_name.get(wanted)
+        if key is None or not _is_dataset(group, key):
             continue
         ds = group[key]
         if ds.ndim != 1 or ds.shape[0] != n_units:
             continue
         if h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind != "S":
             continue
-        return normalize_unit_ids(_read_all(src, ds)).astype(str)
-    return None
+        return normalize_unit_ids(_read_all(src, ds)).astype(str), key
+    return None, None
 
 
-def _window(src: Source, group: h5py.Group) -> tuple[float | None, float | None]:
+def _intervals(src: Source, ds: h5py.Dataset) -> np.ndarray:
+    intervals = np.asarray(_read_all(src, ds), dtype=np.float64)
+    if intervals.size == 0:
+        return np.zeros((0, 2))
+    if intervals.ndim != 2 or intervals.shape[1] != 2:
+        raise _error(
+            src,
+            f"expected (n, 2) start/stop pairs, got shape {intervals.shape}",
+            ds.name,
+        )
+    if not np.all(np.isfinite(intervals)):
+        raise _error(src, "intervals must be finite", ds.name)
+    return intervals
+
+
+def _obs_intervals(
+    src: Source, group: h5py.Group, n_units: int
+) -> list[np.ndarray] | None:
+    """Per-unit NWB ``obs_intervals`` (ragged through ``obs_intervals_index``)."""
+    if not _is_dataset(group, "obs_intervals"):
+        return None
+    flat = _intervals(src, group["obs_intervals"])
+    if not _is_dataset(group, "obs_intervals_index"):
+        if flat.shape[0] == n_units:
+            return [row.reshape(1, 2) for row in flat]
+        raise _error(
+            src,
+            "missing; per-unit observation intervals need the end offset of "
+            "each unit's intervals",
+            _member(group, "obs_intervals_index"),
+        )
+    ends = _read_all(src, group["obs_intervals_index"])
+    pieces = ragged_to_trains(
+        flat[:, 0],
+        ends,
+        source=src.name,
+        dataset=_member(group, "obs_intervals"),
+    )
+    if len(pieces) != n_units:
+        raise _error(
+            src,
+            f"{len(pieces)} entries for {n_units} units",
+            _member(group, "obs_intervals_index"),
+        )
+    bounds = np.r_[0, np.asarray(ends, dtype=np.int64)]
+    return [flat[bounds[i] : bounds[i + 1]] for i in range(n_units)]
+
+
+def _invalid_times(src: Source, f: h5py.File) -> np.ndarray | None:
+    group = f.get("intervals/invalid_times")
+    if not isinstance(group, h5py.Group):
+        return None
+    if not (_is_dataset(group, "start_time") and _is_dataset(group, "stop_time")):
+        return None
+    starts = np.asarray(_read_all(src, group["start_time"]), dtype=np.float64)
+    stops = np.asarray(_read_all(src, group["stop_time"]), dtype=np.float64)
+    if starts.shape != stops.shape or starts.ndim != 1:
+        raise _error(src, "start_time and stop_time disagree in shape", group.name)
+    return np.column_stack([starts, stops])
+
+
+def _window(
+    group: h5py.Group, obs: list[np.ndarray] | None
+) -> tuple[float | None, float | None]:
     """Recording window hints: our t_start/t_stop attributes, else the span of
-    NWB ``obs_intervals``."""
+    the ``obs_intervals``."""
     t_start = group.attrs.get("t_start")
     t_stop = group.attrs.get("t_stop")
-    if t_start is None and t_stop is None and _is_dataset(group, "obs_intervals"):
-        ds = group["obs_intervals"]
-        intervals = np.asarray(_read_all(src, ds), dtype=np.float64)
-        if intervals.size:
-            if intervals.ndim != 2 or intervals.shape[1] != 2:
-                raise _error(
-                    src,
-                    f"expected (n, 2) start/stop pairs, got shape {intervals.shape}",
-                    ds.name,
-                )
-            if not np.all(np.isfinite(intervals)):
-                raise _error(src, "intervals must be finite", ds.name)
-            t_start, t_stop = intervals[:, 0].min(), intervals[:, 1].max()
+    if t_start is None and t_stop is None and obs is not None:
+        spans = [iv for iv in obs if iv.size]
+        if spans:
+            joined = np.concatenate(spans)
+            t_start, t_stop = joined[:, 0].min(), joined[:, 1].max()
     return (
         None if t_start is None else float(t_start),
         None if t_stop is None else float(t_stop),
     )
 
 
+def _session_info(src: Source, f: h5py.File) -> dict[str, Any]:
+    """NWB session metadata as plain strings."""
+    info: dict[str, Any] = {}
+    if "nwb_version" not in f.attrs:
+        return info
+    info["nwb_version"] = _text_attr(f, "nwb_version")
+    places = {
+        "session_description": "session_description",
+        "session_start_time": "session_start_time",
+        "source_identifier": "identifier",
+        "session_id": "general/session_id",
+        "lab": "general/lab",
+        "institution": "general/institution",
+        "experiment_description": "general/experiment_description",
+        "experimenter": "general/experimenter",
+    }
+    for key, place in places.items():
+        if not _is_dataset(f, place):
+            continue
+        value = f[place][()]
+        values = np.atleast_1d(value).tolist()
+        text = "; ".join(
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            for v in values
+        )
+        if text:
+            info[key] = text
+    return info
+
+
+def _table_columns(group: h5py.Group) -> list[str]:
+    return [key for key in group if _is_dataset(group, key)]
+
+
 def _read_units(
-    f: h5py.File, src: Source, group_path: str, times_name: str
+    f: h5py.File,
+    src: Source,
+    group_path: str,
+    times_name: str,
+    options: ReadOptions,
 ) -> SpikeTrains:
     group = f[group_path]
     times_ds = group[times_name]
@@ -277,44 +482,121 @@ def _read_units(
         source=src.name,
         dataset=times_ds.name,
     )
-    ids_name = "id" if _is_dataset(group, "id") else "unit_ids"
-    unit_ids = _read_ids(src, group, ids_name)
-    if unit_ids is not None and unit_ids.size != len(trains):
-        raise _error(
-            src,
-            f"{unit_ids.size} ids for {len(trains)} units in {index_ds.name}; "
-            "expected one id per unit",
-            _member(group, ids_name),
-        )
-    t_start, t_stop = _window(src, group)
+    n_units = len(trains)
+    row_ids = "id" if _is_dataset(group, "id") else "unit_ids"
+    unit_ids, id_column = choose_unit_ids(
+        _table_columns(group),
+        lambda name: _read_all(src, group[name]),
+        n_units,
+        options.id_column,
+        row_ids=row_ids,
+        source=src.name,
+        where=group.name,
+    )
+    labels, label_column = _string_column(src, group, n_units)
+    obs = _obs_intervals(src, group, n_units)
+    t_start, t_stop = _window(group, obs)
+    invalid = _invalid_times(src, f)
+    if invalid is not None and invalid.size:
+        if obs is None:
+            lo = [iv for iv in (t_start,) if iv is not None]
+            hi = [iv for iv in (t_stop,) if iv is not None]
+            firsts = [t[0] for t in trains if t.size]
+            lasts = [t[-1] for t in trains if t.size]
+            start = lo[0] if lo else min([*firsts, float(invalid[:, 0].min())])
+            stop = hi[0] if hi else max([*lasts, float(invalid[:, 1].max())])
+            obs = [np.array([[start, stop]])] * n_units
+        obs = [subtract_intervals(iv, invalid) for iv in obs]
+    info = {
+        "format": "nwb" if "nwb_version" in f.attrs else "hdf5",
+        "layout": "events",
+        "table": group.name,
+        "id_column": id_column or "",
+        **_session_info(src, f),
+    }
+    resolution = group.attrs.get("resolution")
+    if resolution is not None and np.isfinite(resolution) and resolution > 0:
+        info["resolution"] = float(resolution)
     try:
         return SpikeTrains(
             trains,
             unit_ids=unit_ids,
             t_start=t_start,
             t_stop=t_stop,
-            labels=_string_column(src, group, len(trains)),
+            labels=labels,
             source=src.name,
+            obs_intervals=obs,
+            label_column=label_column,
+            info=info,
         )
     except SpikeDataError as exc:
         raise _rename(
-            exc, {"spike_times": times_ds.name, "unit_ids": _member(group, ids_name)}
+            exc,
+            {
+                "spike_times": times_ds.name,
+                "unit_ids": _member(group, id_column or row_ids),
+            },
         ) from None
+
+
+def _scalar_beside(src: Source, group: h5py.Group, names: tuple[str, ...]) -> Any:
+    for name in names:
+        if _is_dataset(group, name):
+            value = np.asarray(_read_all(src, group[name]))
+            if value.size == 1 and value.dtype.kind in "iuf":
+                return float(value.ravel()[0])
+        if name in group.attrs:
+            return float(group.attrs[name])
+    return None
+
+
+def _read_flat(f: h5py.File, src: Source, group_path: str) -> SpikeTrains:
+    group = f[group_path]
+    rate = _scalar_beside(src, group, SAMPLE_RATE_NAMES)
+    ids, trains = flat_trains(
+        _read_all(src, group["spike_times"]),
+        _read_all(src, group["spike_clusters"]),
+        sample_rate=rate,
+        source=src.name,
+        times_name=_member(group, "spike_times"),
+        clusters_name=_member(group, "spike_clusters"),
+    )
+    return SpikeTrains(
+        trains,
+        unit_ids=ids,
+        source=src.name,
+        info={
+            "format": "hdf5",
+            "layout": "flat",
+            "table": group.name,
+            "id_column": "spike_clusters",
+        },
+    )
 
 
 def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
     """Read spikes from an HDF5 file (see :func:`spikerates.io.read_spikes`)."""
-    f = _open(src)
+    f = _open_hdf5(src)
     keep_open = False
     try:
-        layout, group, name = _locate(f, src, options.dataset)
+        if _text_attr(f, "format") == "nix":
+            from spikerates.io import nix  # the NIX layout, also HDF5
+
+            return nix.read_file(f, src, options)
+        layout, group, name, note = _locate(f, src, options.dataset)
+        result: SpikeTrains | DenseSpikes
         if layout == "dense":
-            result: SpikeTrains | DenseSpikes = _read_dense(
-                f, src, group, name, options.values, options.dt, options.lazy
-            )
+            result = _read_dense(f, src, group, name, options)
             keep_open = result._file is not None
+        elif layout == "series":
+            result = _read_series(f, src, group, options)
+            keep_open = result._file is not None
+        elif layout == "flat":
+            result = _read_flat(f, src, group)
         else:
-            result = _read_units(f, src, group, name)
+            result = _read_units(f, src, group, name, options)
+        if note is not None and isinstance(result, SpikeTrains):
+            result.info["choice"] = note
         return result
     except (KeyError, RuntimeError, OSError) as exc:
         raise _error(src, f"cannot read ({exc})") from exc
@@ -325,7 +607,7 @@ def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
 
 def read_table(src: Source) -> dict[str, np.ndarray]:
     """Numeric 1-D datasets at the file's root, as float64 arrays by name."""
-    f = _open(src)
+    f = _open_hdf5(src)
     try:
         out = {}
         for key in f:
@@ -378,20 +660,33 @@ def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any] | None) -> None:
     obj.attrs["spikerates_version"] = __version__
 
 
-def _create_file(path: str, **kwargs: Any) -> h5py.File:
-    """Create the HDF5 file ``path`` in place of an empty placeholder.
+def remove_placeholder(path: str) -> None:
+    """Remove the empty file that reserved the name ``path``.
 
-    The placeholder reserved the name; h5py creates the file anew rather
-    than truncating it, because closing a truncated-and-rewritten file makes
-    some filesystems (ext4) write all of its data back at once.
+    HDF5 writers create the file anew rather than truncating it, because
+    closing a truncated-and-rewritten file makes some filesystems (ext4)
+    write all of its data back at once.
     """
     with contextlib.suppress(FileNotFoundError):
         if os.path.getsize(path) == 0:
             os.unlink(path)
+
+
+def _create_file(path: str, **kwargs: Any) -> h5py.File:
+    """Create the HDF5 file ``path`` in place of an empty placeholder."""
+    remove_placeholder(path)
     return h5py.File(path, "w", **kwargs)
 
 
-def _write_extra(f: h5py.File, extra: Mapping[str, Any] | None) -> None:
+def chunk_rows(n_rows: int, n_units: int, dtype: np.dtype) -> int:
+    """Rows per chunk of a streamed (n_rows, n_units) matrix."""
+    row_bytes = max(1, n_units * np.dtype(dtype).itemsize)
+    rows = max(1, min(n_rows, max(_CHUNK_ROWS, _CHUNK_BYTES // row_bytes)))
+    # Keep a chunk within the cache (very wide matrices).
+    return max(1, min(rows, CACHE_BYTES // (4 * row_bytes)))
+
+
+def write_extra(f: h5py.File, extra: Mapping[str, Any] | None) -> None:
     for key, value in (extra or {}).items():
         if key in f:
             raise ValueError(f"extra array {key!r} clashes with a spike dataset")
@@ -419,7 +714,7 @@ def write_events(
         if trains.t_stop is not None:
             units.attrs["t_stop"] = trains.t_stop
         units.attrs["description"] = "spike times in seconds per unit"
-        _write_extra(f, extra)
+        write_extra(f, extra)
         set_attrs(f, attrs)
 
 
@@ -439,7 +734,7 @@ def write_dense(
         _create(f, "t", t)
         data = _create(f, name, spikes)
         _create(f, "unit_ids", unit_ids)
-        _write_extra(f, extra)
+        write_extra(f, extra)
         set_attrs(f, attrs)
         set_attrs(data, attrs)
 
@@ -473,12 +768,9 @@ class MatrixBackend:
         attrs: Mapping[str, Any] | None,
     ) -> None:
         n_units = len(unit_ids)
-        self.file = _create_file(path, rdcc_nbytes=_CACHE_BYTES, rdcc_w0=1.0)
+        self.file = _create_file(path, rdcc_nbytes=CACHE_BYTES, rdcc_w0=1.0)
         try:
-            row_bytes = max(1, n_units * dtype.itemsize)
-            rows = max(1, min(n_rows, max(_CHUNK_ROWS, _CHUNK_BYTES // row_bytes)))
-            # Keep a chunk within the cache (very wide matrices).
-            rows = max(1, min(rows, _CACHE_BYTES // (4 * row_bytes)))
+            rows = chunk_rows(n_rows, n_units, dtype)
             chunks = (rows, n_units) if n_rows and n_units else None
             self.t = self.file.create_dataset("t", shape=(n_rows,), dtype=np.float64)
             self.data = self.file.create_dataset(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import zipfile
@@ -12,8 +13,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from spikerates import __version__
 from spikerates.errors import SpikeDataError
 from spikerates.io._source import Source, is_zip
+from spikerates.io._units import flat_trains
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
 from spikerates.spiketrains import (
@@ -24,6 +27,11 @@ from spikerates.spiketrains import (
     trains_to_ragged,
 )
 
+#: Entry holding the provenance (estimator, parameters, version) as JSON text.
+ATTRS_ENTRY = "attrs"
+#: Names of a scalar sample rate in Hz beside flat spike arrays.
+SAMPLE_RATE_NAMES = ("sample_rate", "sampling_frequency", "sampling_rate", "fs")
+
 _READ_ERRORS = (
     OSError,
     ValueError,
@@ -33,6 +41,11 @@ _READ_ERRORS = (
     zlib.error,
     NotImplementedError,
 )
+
+
+def open_archive(src: Source) -> _Archive:
+    """Open an input NPZ archive (the one place readers do)."""
+    return _Archive(src)
 
 
 class _Archive:
@@ -124,6 +137,13 @@ def _read_events(archive: _Archive, times_name: str) -> SpikeTrains:
             "unit_ids",
         )
     labels = _ids(archive, "labels")
+    label_column = _text(archive, "label_column")
+    obs = None
+    if "obs_intervals" in archive and "obs_intervals_index" in archive:
+        flat = np.asarray(archive["obs_intervals"], dtype=np.float64).reshape(-1, 2)
+        ends = np.asarray(archive["obs_intervals_index"]).astype(np.int64)
+        bounds = np.r_[0, ends]
+        obs = [flat[bounds[i] : bounds[i + 1]] for i in range(ends.size)]
     return SpikeTrains(
         trains,
         unit_ids=unit_ids,
@@ -131,6 +151,100 @@ def _read_events(archive: _Archive, times_name: str) -> SpikeTrains:
         t_stop=_scalar(archive, "t_stop"),
         labels=None if labels is None else labels.astype(str),
         source=archive.src.name,
+        obs_intervals=obs,
+        label_column=label_column,
+        info=_info("events", times_name, "unit_ids" if unit_ids is not None else ""),
+    )
+
+
+def _info(layout: str, table: str, id_column: str) -> dict[str, Any]:
+    return {"format": "npz", "layout": layout, "table": table, "id_column": id_column}
+
+
+def _text(archive: _Archive, name: str) -> str | None:
+    if name not in archive:
+        return None
+    value = np.asarray(archive[name])
+    if value.size != 1 or value.dtype.kind not in "US":
+        raise archive.error(f"expected one text value, got {value.dtype}", name)
+    text = value.ravel()[0]
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def _read_flat(archive: _Archive) -> SpikeTrains:
+    """Flat ``spike_times`` with ``spike_clusters`` (seconds, or samples with a
+    sample rate)."""
+    rate = None
+    for name in SAMPLE_RATE_NAMES:
+        rate = _scalar(archive, name)
+        if rate is not None:
+            break
+    ids, trains = flat_trains(
+        archive["spike_times"],
+        archive["spike_clusters"],
+        sample_rate=rate,
+        source=archive.src.name,
+        times_name="spike_times",
+        clusters_name="spike_clusters",
+    )
+    return SpikeTrains(
+        trains,
+        unit_ids=ids,
+        source=archive.src.name,
+        info=_info("flat", "spike_times", "spike_clusters"),
+    )
+
+
+def _read_spikeinterface(archive: _Archive, segment: int | None) -> SpikeTrains:
+    from spikerates.io.spikeinterface import read_single_npz
+
+    unit_ids, trains, info = read_single_npz(
+        archive, archive.names, archive.src.name, segment
+    )
+    return SpikeTrains(trains, unit_ids=unit_ids, source=archive.src.name, info=info)
+
+
+def _read_tsgroup(archive: _Archive) -> SpikeTrains:
+    """pynapple's ``TsGroup.save``: ``t`` (s), ``index`` (the key of each
+    spike), ``keys``, and the time support ``start``/``end``. Its pickled
+    ``_metadata`` is not read."""
+    keys = _ids(archive, "keys")
+    assert keys is not None
+    times = np.asarray(archive["t"])
+    index = normalize_unit_ids(archive["index"])
+    if times.ndim != 1 or times.shape != index.shape:
+        raise archive.error(
+            f"expected one key in index per time in t, got {index.shape} and "
+            f"{times.shape}",
+            "index",
+        )
+    lookup = {str(k): i for i, k in enumerate(keys.tolist())}
+    try:
+        unit_of_spike = np.array([lookup[str(v)] for v in index.tolist()], np.int64)
+    except KeyError as exc:
+        raise archive.error(f"key {exc.args[0]} is not one of keys", "index") from None
+    seconds = times.astype(np.float64)
+    order = np.lexsort((seconds, unit_of_spike))
+    counts = np.bincount(unit_of_spike, minlength=keys.size)
+    trains = list(np.split(seconds[order], np.cumsum(counts)[:-1]))
+    obs = None
+    start, end = archive["start"] if "start" in archive else None, None
+    if start is not None and "end" in archive:
+        end = archive["end"]
+        support = np.column_stack(
+            [np.asarray(start, float).ravel(), np.asarray(end, float).ravel()]
+        )
+        obs = [support] * keys.size if support.size else None
+    t_start = float(obs[0][:, 0].min()) if obs else None
+    t_stop = float(obs[0][:, 1].max()) if obs else None
+    return SpikeTrains(
+        trains,
+        unit_ids=keys,
+        t_start=t_start,
+        t_stop=t_stop,
+        source=archive.src.name,
+        obs_intervals=obs,
+        info=_info("pynapple TsGroup", "t", "keys"),
     )
 
 
@@ -161,7 +275,7 @@ def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
     or a dense matrix stored under another name than ``spikes``.
     """
     dataset, values, dt = options.dataset, options.values, options.dt
-    archive = _Archive(src)
+    archive = open_archive(src)
     try:
         if dataset is not None:
             name = dataset.strip().strip("/")
@@ -176,7 +290,10 @@ def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
                 return _read_events(archive, name)
             return _read_dense(archive, name, values, dt)
         dense = "t" in archive and "spikes" in archive
-        events = "spike_times" in archive
+        events = "spike_times" in archive and "spike_times_index" in archive
+        if "spike_times" in archive and "spike_clusters" in archive and not events:
+            return _read_flat(archive)
+        events = events or "spike_times" in archive
         if dense and events:
             raise archive.error(
                 "holds both dense spikes (t, spikes) and events (spike_times); "
@@ -186,6 +303,14 @@ def read(src: Source, options: ReadOptions) -> SpikeTrains | DenseSpikes:
             return _read_dense(archive, "spikes", values, dt)
         if events:
             return _read_events(archive, "spike_times")
+        if (
+            "unit_ids" in archive
+            and "sampling_frequency" in archive
+            and any(n.startswith("spike_indexes_seg") for n in archive.names)
+        ):
+            return _read_spikeinterface(archive, options.segment)
+        if {"t", "index", "keys"} <= set(archive.names):
+            return _read_tsgroup(archive)
         raise archive.error(
             "no spike data: expected arrays t and spikes (dense) or spike_times "
             "and spike_times_index (events); the archive holds "
@@ -221,10 +346,33 @@ def _storable(arr: Any) -> np.ndarray:
     return arr
 
 
-def _save(path: str, arrays: Mapping[str, Any]) -> None:
+def provenance(attrs: Mapping[str, Any] | None) -> np.ndarray:
+    """``attrs`` plus the spikerates version as a JSON text array (the NPZ
+    counterpart of HDF5 attributes)."""
+    plain = {k: v for k, v in (attrs or {}).items() if v is not None}
+    plain["spikerates_version"] = __version__
+    return np.array(json.dumps(plain, default=_plain, sort_keys=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _save(
+    path: str, arrays: Mapping[str, Any], attrs: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``arrays`` and, as the JSON text entry ``attrs``, the provenance."""
+    entries = {k: _storable(v) for k, v in arrays.items()}
+    if ATTRS_ENTRY in entries:
+        raise ValueError(f"array name {ATTRS_ENTRY!r} is reserved for provenance")
+    entries[ATTRS_ENTRY] = provenance(attrs)
     # Through a file object: np.savez would add ".npz" to a path without it.
     with open(path, "wb") as fh:
-        np.savez(fh, **{k: _storable(v) for k, v in arrays.items()})
+        np.savez(fh, **entries)
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -252,11 +400,19 @@ def write_events(
     }
     if trains.labels is not None:
         arrays["labels"] = trains.labels
+        if trains.label_column:
+            arrays["label_column"] = np.str_(trains.label_column)
+    if trains.obs_intervals is not None:
+        counts = [len(iv) for iv in trains.obs_intervals]
+        arrays["obs_intervals"] = (
+            np.concatenate(trains.obs_intervals) if sum(counts) else np.zeros((0, 2))
+        )
+        arrays["obs_intervals_index"] = np.cumsum(counts, dtype=np.int64)
     if trains.t_start is not None:
         arrays["t_start"] = np.float64(trains.t_start)
     if trains.t_stop is not None:
         arrays["t_stop"] = np.float64(trains.t_stop)
-    _save(path, _merge(arrays, extra))
+    _save(path, _merge(arrays, extra), attrs)
 
 
 def write_dense(
@@ -269,8 +425,8 @@ def write_dense(
     extra: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``t``, ``<name>`` and ``unit_ids``."""
-    _save(path, _merge({"t": t, name: spikes, "unit_ids": unit_ids}, extra))
+    """Write ``t``, ``<name>``, ``unit_ids`` and the provenance ``attrs``."""
+    _save(path, _merge({"t": t, name: spikes, "unit_ids": unit_ids}, extra), attrs)
 
 
 def write_arrays(
@@ -280,8 +436,9 @@ def write_arrays(
     attrs: Mapping[str, Any] | None = None,
     columns: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write each array under its name (``columns`` are for text formats)."""
-    _save(path, arrays)
+    """Write each array under its name, and the provenance ``attrs``
+    (``columns`` are for text formats)."""
+    _save(path, arrays, attrs)
 
 
 def _header(entry: IO[bytes], dtype: np.dtype, shape: tuple[int, ...]) -> None:
@@ -322,6 +479,8 @@ class MatrixBackend:
                 np.lib.format.write_array(
                     entry, _storable(unit_ids), allow_pickle=False
                 )
+            with self.zip.open(f"{ATTRS_ENTRY}.npy", "w") as entry:
+                np.lib.format.write_array(entry, provenance(attrs), allow_pickle=False)
             self.entry = self.zip.open(f"{name}.npy", "w", force_zip64=True)
             _header(self.entry, self.dtype, (n_rows, len(unit_ids)))
         except BaseException:

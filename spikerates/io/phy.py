@@ -22,7 +22,15 @@ from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
 from spikerates.spiketrains import SpikeTrains
 
-LABEL_FILES = (("cluster_group.tsv", "group"), ("cluster_KSLabel.tsv", "KSLabel"))
+#: Where unit labels come from, in order of preference: (file, column,
+#: whether the file must have the column). Phy's curation (``group``) wins
+#: over Kilosort's own label (``KSLabel``).
+LABEL_FILES = (
+    ("cluster_group.tsv", "group", True),
+    ("cluster_info.tsv", "group", False),
+    ("cluster_info.tsv", "KSLabel", False),
+    ("cluster_KSLabel.tsv", "KSLabel", True),
+)
 
 
 def parse_params(path: str) -> dict[str, Any]:
@@ -105,31 +113,46 @@ def _load_vector(folder: str, name: str) -> np.ndarray:
     return arr
 
 
-def _labels(folder: str, cluster_ids: np.ndarray) -> np.ndarray | None:
-    """Per-cluster labels: cluster_group.tsv over cluster_KSLabel.tsv."""
+def _labels(
+    folder: str, cluster_ids: np.ndarray
+) -> tuple[np.ndarray | None, str | None]:
+    """Per-cluster labels and the column most of them came from."""
     import pandas as pd  # deferred: slow to import
 
-    found: dict[int, str] = {}
+    found: dict[int, tuple[str, str]] = {}
     any_file = False
-    # Later files only fill clusters the earlier ones left unlabelled.
-    for filename, column in LABEL_FILES:
+    tables: dict[str, Any] = {}
+    # Later sources only fill clusters the earlier ones left unlabelled.
+    for filename, column, required in LABEL_FILES:
         path = os.path.join(folder, filename)
         if not os.path.isfile(path):
             continue
-        any_file = True
-        try:
-            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
+        if filename not in tables:
+            try:
+                tables[filename] = pd.read_csv(
+                    path, sep="\t", dtype=str, keep_default_na=False
+                )
+            except (
+                pd.errors.ParserError,
+                pd.errors.EmptyDataError,
+                ValueError,
+            ) as exc:
+                raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
+        table = tables[filename]
         columns = {c.strip().lower(): c for c in table.columns}
         id_col = columns.get("cluster_id", columns.get("id"))
-        label_col = columns.get(column.lower(), columns.get("label"))
+        label_col = columns.get(column.lower())
+        if label_col is None and required:
+            label_col = columns.get("label")
         if id_col is None or label_col is None:
+            if not required:
+                continue
             raise SpikeDataError(
                 f"expected columns 'cluster_id' and '{column}', got "
                 f"{', '.join(table.columns)}",
                 path=path,
             )
+        any_file = True
         for i, (cid, label) in enumerate(
             zip(table[id_col], table[label_col], strict=True)
         ):
@@ -141,10 +164,15 @@ def _labels(folder: str, cluster_ids: np.ndarray) -> np.ndarray | None:
                     path=path,
                     dataset=id_col,
                 ) from None
-            found.setdefault(key, str(label).strip())
+            text = str(label).strip()
+            if text:
+                found.setdefault(key, (text, column))
     if not any_file:
-        return None
-    return np.array([found.get(int(c), "") for c in cluster_ids], dtype=str)
+        return None, None
+    picked = [found.get(int(c), ("", "")) for c in cluster_ids]
+    sources = [col for _, col in picked if col]
+    label_column = max(set(sources), key=sources.count) if sources else "group"
+    return np.array([text for text, _ in picked], dtype=str), label_column
 
 
 def read(folder: str) -> SpikeTrains:
@@ -156,7 +184,9 @@ def read(folder: str) -> SpikeTrains:
     times_path = os.path.join(folder, "spike_times.npy")
     if not os.path.isfile(times_path):
         raise SpikeDataError(
-            "is a folder but not a Phy/Kilosort output: spike_times.npy is missing",
+            "is a folder but not a Phy/Kilosort output (spike_times.npy is "
+            "missing) nor a SpikeInterface sorting (spikes.npy with "
+            "numpysorting_info.json, or sorting_cached.npz)",
             path=folder,
         )
     clusters_name = "spike_clusters.npy"
@@ -191,12 +221,21 @@ def read(folder: str) -> SpikeTrains:
     order = np.lexsort((times, inverse))
     counts = np.bincount(inverse, minlength=ids.size)
     spike_times = np.split(times[order], np.cumsum(counts)[:-1]) if ids.size else []
+    labels, label_column = _labels(folder, ids)
     return SpikeTrains(
         list(spike_times),
         unit_ids=ids,
         t_start=None,
-        labels=_labels(folder, ids),
+        labels=labels,
         source=folder,
+        label_column=label_column,
+        info={
+            "format": "phy",
+            "layout": "phy",
+            "table": clusters_name,
+            "id_column": "cluster_id",
+            "resolution": 1.0 / rate,
+        },
     )
 
 

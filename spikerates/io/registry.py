@@ -50,12 +50,19 @@ class ReadOptions:
         Time step in seconds of dense input (must agree with ``t``).
     lazy : bool
         Keep an HDF5 dense matrix on disk and read it by row blocks.
+    id_column : str, optional
+        The column of a units table that names the units (default: the
+        rule of :func:`spikerates.io._units.choose_unit_ids`).
+    segment : int, optional
+        Segment of a multi-segment SpikeInterface sorting.
     """
 
     dataset: str | None = None
     values: str = "auto"
     dt: float | None = None
     lazy: bool = False
+    id_column: str | None = None
+    segment: int | None = None
 
 
 @dataclass(frozen=True)
