@@ -583,7 +583,7 @@ class DaskEngine(Engine):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # no fixed port to collide on
             silence_logs=logging.CRITICAL,
         )
         try:
