@@ -18,7 +18,11 @@ import click
 
 from spikerates import __version__
 from spikerates.cli.events import events
+from spikerates.cli.info import info
+from spikerates.cli.metrics import metrics
+from spikerates.cli.psth import psth
 from spikerates.cli.rates import rates
+from spikerates.cli.rates_count import count
 from spikerates.cli.runner import Settings, report_exception, settings
 from spikerates.cli.simulate import simulate
 from spikerates.cli.tuning import tuning
@@ -91,9 +95,13 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
 
 
 cli.add_command(events)
+rates.add_command(count)
 cli.add_command(rates)
 cli.add_command(tuning)
 cli.add_command(simulate)
+cli.add_command(info)
+cli.add_command(metrics)
+cli.add_command(psth)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from spikerates.cli.options import (
     NON_NEGATIVE,
     POSITIVE,
     RANGE,
+    TAU,
     UNIT_LIST,
     RangeType,
     inputs_argument,
@@ -38,13 +39,20 @@ from spikerates.cli.runner import (
     settings,
     stderr_is_terminal,
 )
+from spikerates.names import READ_FORMATS, VALUE_MODES
 
 __all__ = [
     "DEFAULT_DT",
+    "TABLE_FORMATS",
+    "analysis_input_options",
+    "note",
+    "read_analysis_input",
+    "table_output_options",
     "INPUT_SIGNAL",
     "NON_NEGATIVE",
     "POSITIVE",
     "RANGE",
+    "TAU",
     "UNIT_LIST",
     "Job",
     "RangeType",
@@ -306,3 +314,141 @@ def model_attrs(options: dict[str, Any]) -> dict[str, Any]:
     elif options["seed"] is not None:
         attrs["seed"] = options["seed"]
     return attrs
+
+
+# ----------------------------------------------------------------------------
+# Analysis commands (info, metrics, psth): spike times in, small tables out
+
+#: Formats of per-unit tables (``--to`` of info and metrics).
+TABLE_FORMATS = ("tsv", "csv", "json", "npz", "hdf5", "h5")
+
+
+def _stack(options: list[Any]) -> Any:
+    def decorator(f: Any) -> Any:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorator
+
+
+def table_output_options(default_to_help: str) -> Any:
+    """``-o/--output`` (one file for all inputs) and ``--to`` of a table."""
+    return _stack(
+        [
+            click.option(
+                "-o",
+                "--output",
+                default="-",
+                show_default=True,
+                metavar="OUT",
+                help="Output file, or '-' for standard output.",
+            ),
+            click.option(
+                "--to",
+                "to_format",
+                type=click.Choice(TABLE_FORMATS),
+                default=None,
+                help=f"Table format. Default: from the output's extension; "
+                f"{default_to_help} on standard output.",
+            ),
+        ]
+    )
+
+
+def analysis_input_options(f: Any) -> Any:
+    """Reading options of the analysis commands (no grid: they read spike
+    times only)."""
+    return _stack(
+        [
+            click.option(
+                "--from",
+                "from_format",
+                type=click.Choice(READ_FORMATS),
+                default=None,
+                help="Input format. Default: from the extension, or on a pipe "
+                "from the content.",
+            ),
+            click.option(
+                "--dataset",
+                default=None,
+                metavar="PATH",
+                help="HDF5 path of the spikes when the file holds several.",
+            ),
+            click.option(
+                "--units",
+                type=UNIT_LIST,
+                default=None,
+                help="Keep only these unit ids.",
+            ),
+            click.option(
+                "--label",
+                "labels",
+                multiple=True,
+                help="Keep only units with this label (e.g. good); repeat for several.",
+            ),
+            click.option(
+                "--t-start",
+                type=float,
+                default=None,
+                help="Start of the recording window in seconds (default: the "
+                "file's, else the first spike).",
+            ),
+            click.option(
+                "--t-stop",
+                type=float,
+                default=None,
+                help="End of the recording window in seconds (default: the "
+                "file's, else the last spike).",
+            ),
+            click.option(
+                "--values",
+                type=click.Choice(VALUE_MODES),
+                default="auto",
+                show_default=True,
+                help="Dense input values: spike counts per bin, or amplitude "
+                "1/dt per spike.",
+            ),
+        ]
+    )(f)
+
+
+def read_analysis_input(path: str, options: dict[str, Any]):
+    """Spike times of one input with ``--label``/``--units`` applied and the
+    recording window set from ``--t-start``/``--t-stop``.
+
+    Dense input is turned into spike times by row blocks (never held whole).
+    """
+    import dataclasses
+
+    from spikerates.spiketrains import DenseSpikes, dense_to_events
+
+    check_window(options)
+    read = ReadOptions(
+        from_format=options["from_format"],
+        dataset=options["dataset"],
+        values=options["values"],
+        units=options["units"],
+        labels=tuple(options["labels"]),
+        t_start=options["t_start"],
+        t_stop=options["t_stop"],
+    )
+    data = read_source(path, read, lazy=True)
+    if isinstance(data, DenseSpikes):
+        dense = data
+        try:
+            data = dense_to_events(dense)
+        finally:
+            dense.close()
+    changes = {
+        name: options[name]
+        for name in ("t_start", "t_stop")
+        if options[name] is not None
+    }
+    return dataclasses.replace(data, **changes) if changes else data
+
+
+def note(message: str) -> None:
+    """A note on standard error, unless ``-q``."""
+    if not settings().quiet:
+        click.echo(f"spikerates: note: {message}", err=True)

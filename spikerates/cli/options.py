@@ -123,7 +123,28 @@ class InputSignalType(click.ParamType):
         )
 
 
+class TauType(click.ParamType):
+    """A kernel time constant in seconds (> 0), or ``auto``."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == "auto":
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            tau = float(text)
+        except ValueError:
+            self.fail(f"{value!r}: expected seconds > 0 or auto", param, ctx)
+        if not (0 < tau < math.inf):
+            self.fail(f"{value!r}: must be a number of seconds > 0", param, ctx)
+        return tau
+
+
 RANGE = RangeType()
+TAU = TauType()
 UNIT_LIST = UnitListType()
 INPUT_SIGNAL = InputSignalType()
 POSITIVE = click.FloatRange(min=0.0, min_open=True)

@@ -15,7 +15,7 @@ import click
 
 from spikerates.cli.common import (
     DEFAULT_DT,
-    POSITIVE,
+    TAU,
     Job,
     ReadOptions,
     Report,
@@ -68,9 +68,16 @@ def _rates_command(method: str, **options: Any) -> None:
         options["inputs"], options["output"], options["to_format"], options["plot_path"]
     )
     if method == "kernel":
+        if options["tau"] == "auto" and options["kind"] != "gauss":
+            raise click.BadParameter(
+                "auto is defined for the gauss kernel only", param_hint="'--tau'"
+            )
+        if options["pool"] and options["tau"] != "auto":
+            raise click.UsageError("--pool goes with --tau auto")
         estimator = {
             "kind": options["kind"],
             "tau": options["tau"],
+            "pool": options["pool"],
             "normalize": options["normalize"],
             "causal": options["causal"],
             "border_correction": options["border_correction"],
@@ -107,10 +114,18 @@ Examples:
 )
 @click.option(
     "--tau",
-    type=POSITIVE,
+    type=TAU,
     default=0.04,
     show_default=True,
-    help="Kernel time constant in seconds (gauss: 2 standard deviations).",
+    help="Kernel time constant in seconds (gauss: 2 standard deviations), or "
+    "auto (gauss only): per unit, twice the optimal bandwidth of Shimazaki & "
+    "Shinomoto (2010) over the window, written to the output's tau attribute "
+    "and printed with -v.",
+)
+@click.option(
+    "--pool",
+    is_flag=True,
+    help="With --tau auto, one bandwidth for all units superimposed.",
 )
 @click.option(
     "--normalize",
@@ -209,8 +224,15 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         return _Tee(writer, plot_rows)
 
     bar = progress_bar(0, enabled=report.progress)
+    estimator = dict(params.estimator)
+    pool = estimator.pop("pool", False)
     try:
-        summary = pipeline.estimate_rates(
+        run = pipeline.estimate_rates
+        if estimator.get("tau") == "auto":
+            run, source, estimator = _auto_tau(
+                source, dt, read, pool, estimator, report
+            )
+        summary = run(
             source,
             writer_factory,
             method=params.method,
@@ -220,7 +242,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
             chunk_duration=params.chunk_duration,
             dtype=np.dtype(params.dtype),
             progress=bar.update if bar is not None else None,
-            **params.estimator,
+            **estimator,
         )
     finally:
         if bar is not None:
@@ -237,6 +259,32 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
         t, values = plot_rows.result()
         plot_rates(t, values, source.unit_ids, job.plot_path)
+
+
+def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Report):
+    """Choose tau from the data; the runner and estimator options to use."""
+    import numpy as np
+
+    from spikerates import auto_tau, pipeline
+    from spikerates.spiketrains import DenseSpikes, dense_to_events
+
+    if isinstance(source, DenseSpikes):
+        dense, dt = source, source.dt
+        source = dense_to_events(dense)
+        dense.close()
+    taus = auto_tau.choose_taus(source, dt, read.t_start, read.t_stop, pool=pool)
+    shown = ", ".join(
+        f"{u}: {t:.4g} s" for u, t in zip(source.unit_ids.tolist(), taus, strict=True)
+    )
+    report.summary(f"tau auto{' (pooled)' if pool else ''}: {shown}")
+    estimator = {k: v for k, v in estimator.items() if k != "tau"}
+    if pool or np.all(taus == taus[:1]):
+        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}
+
+    def per_unit(source, writer_factory, *, method, **options):
+        return auto_tau.estimate_rates_per_unit(source, writer_factory, taus, **options)
+
+    return per_unit, source, estimator
 
 
 class _Tee:

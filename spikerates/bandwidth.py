@@ -1,0 +1,364 @@
+"""Optimal fixed bandwidth of a Gaussian rate kernel (Shimazaki & Shinomoto 2010).
+
+For spikes ``x_1..x_N`` and a Gaussian kernel ``k_w`` of standard deviation
+``w``, the estimate of the mean integrated squared error of the kernel rate,
+up to a constant, is
+
+    C(w) = sum_{i,j} psi_w(x_i - x_j) - 2 sum_{i != j} k_w(x_i - x_j),
+
+where ``psi_w = k_w * k_w`` is the Gaussian of standard deviation ``sqrt(2)
+w``. The optimal bandwidth minimises ``C``. Both sums are computed from the
+power spectrum of the binned spike train: with ``X`` the discrete Fourier
+transform of the spike counts on bins of ``dt`` (zero-padded so that no lag
+wraps around), ``sum_{i,j} g(x_i - x_j) ~ sum_f |X(f)|^2 G(f) / (P dt)`` with
+``G`` the Fourier transform of ``g``. One FFT of the train gives the cost of
+every bandwidth.
+
+The bandwidths tried are derived from the data, not from a fixed number of
+evaluation points: log-spaced from two bins to a fifth of the recording, 24
+per decade, then refined by a golden-section search around the best one.
+The bins start coarse (a 65536th of the recording, or ``dt`` if that is
+coarser) and are made 16 times finer, down to ``dt``, while the optimum is
+within 16 bins (each finer pass tries only the widths below 64 coarse
+bins, which the coarser pass could not resolve), so that binning never
+shifts the optimum by more than a
+fraction of a percent and the chosen bandwidth does not depend on the
+recording's length (a fixed 1000-point evaluation grid does: its bins, and
+with them the smallest bandwidth it can choose, grow with the recording).
+
+The kernel of :func:`spikerates.estimators.rates_kernel` with
+``kind="gauss"`` has standard deviation ``tau / 2``: use ``tau = 2 * sigma``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spikerates.errors import ParameterError, ResourceLimitError
+
+__all__ = [
+    "BandwidthResult",
+    "bandwidth_cost",
+    "optimal_bandwidth",
+    "optimal_bandwidths",
+]
+
+#: Bandwidths tried per decade on the first, log-spaced pass.
+PER_DECADE = 24
+
+#: Largest bandwidth tried, as a fraction of the recording length.
+MAX_FRACTION = 0.2
+
+#: Bins of the coarsest pass per recording.
+COARSE_BINS = 1 << 16
+
+#: The optimum must span at least this many bins to be accepted.
+MIN_BINS_PER_WIDTH = 16
+
+#: Largest number of bins of one FFT.
+MAX_BINS = 1 << 24
+
+# Gaussian transforms below exp(-40) add nothing at float64 precision.
+_CUTOFF = np.sqrt(2 * 40.0)
+
+# Width of the frequency bands of a pair sum, in units of 1 / (2 pi sigma).
+_BAND = 0.01
+
+
+@dataclass(frozen=True)
+class BandwidthResult:
+    """The chosen bandwidth and the cost curve behind it.
+
+    Attributes
+    ----------
+    sigma : float
+        Optimal standard deviation of the Gaussian kernel, seconds (NaN when
+        there are fewer than two spikes or no time to spread them over).
+    widths : ndarray, shape (K,)
+        Bandwidths evaluated, seconds, ascending.
+    cost : ndarray, shape (K,)
+        ``C(w)`` at ``widths`` (spikes squared per second; only differences
+        matter). Each width's cost comes from the pass that evaluated it; a
+        width evaluated by two passes appears twice.
+    dt : float
+        Bin width of the pass that chose ``sigma``, seconds.
+    n_spikes : int
+        Spikes in the recording window.
+    """
+
+    sigma: float
+    widths: np.ndarray
+    cost: np.ndarray
+    dt: float
+    n_spikes: int
+
+
+class _Spectrum:
+    """Power spectrum of a binned spike train, for cost evaluations."""
+
+    def __init__(self, counts: np.ndarray, dt: float, pad_bins: int) -> None:
+        from scipy import fft  # deferred: slow to import
+
+        n = counts.size
+        size = fft.next_fast_len(n + pad_bins, real=True)
+        spec = fft.rfft(counts.astype(np.float64), size)
+        power = spec.real**2 + spec.imag**2
+        # rfft keeps one side: the other side's terms count twice.
+        power[1:] *= 2.0
+        if size % 2 == 0:
+            power[-1] /= 2.0
+        self.power = power / (size * dt)
+        self.freq = np.arange(power.size) / (size * dt)
+        self.df = 1.0 / (size * dt)
+        self.n_spikes = float(counts.sum())
+        # Prefix sums of the power and its first moment, for band sums.
+        self._p0 = np.concatenate([[0.0], np.cumsum(self.power)])
+        self._p1 = np.concatenate([[0.0], np.cumsum(self.power * self.freq)])
+
+    def pair_sum(self, sigma: float) -> float:
+        """``sum_{i,j} g(x_i - x_j)`` for a Gaussian ``g`` of sd ``sigma``.
+
+        The transform of ``g`` is smooth on the scale ``1 / (2 pi sigma)``:
+        over frequency bands a hundredth of that wide, the power is summed
+        and the transform taken at the band's power-weighted mean frequency
+        (a relative error of about 1e-6 per band).
+        """
+        scale = 2 * np.pi * sigma
+        m = int(np.searchsorted(self.freq, _CUTOFF / scale))
+        band = _BAND / scale
+        if band < 4 * self.df or m < 4096:
+            arg = scale * self.freq[:m]
+            return float(self.power[:m] @ np.exp(-0.5 * arg * arg))
+        edges = np.searchsorted(self.freq, np.arange(0.0, _CUTOFF / scale, band))
+        edges = np.unique(np.append(edges, m))
+        mass = np.diff(self._p0[edges])
+        moment = np.diff(self._p1[edges])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            centre = np.where(mass > 0, moment / mass, 0.0)
+        arg = scale * centre
+        return float(mass @ np.exp(-0.5 * arg * arg))
+
+    def cost(self, w: float) -> float:
+        """Shimazaki & Shinomoto's cost ``C(w)``."""
+        diag = 2.0 * self.n_spikes / (np.sqrt(2 * np.pi) * w)
+        return self.pair_sum(np.sqrt(2.0) * w) - 2.0 * self.pair_sum(w) + diag
+
+
+def _binned(times: np.ndarray, t_start: float, dt: float, n_bins: int) -> np.ndarray:
+    k = np.floor((times - t_start) / dt).astype(np.int64)
+    np.clip(k, 0, n_bins - 1, out=k)
+    return np.bincount(k, minlength=n_bins).astype(np.float64)
+
+
+def _pooled(spike_times: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    if isinstance(spike_times, np.ndarray) and spike_times.ndim == 1:
+        return spike_times.astype(np.float64)
+    parts = [np.asarray(t, dtype=np.float64).ravel() for t in spike_times]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _golden(f, lo: float, hi: float, n_iter: int = 40) -> tuple[float, list]:
+    """Minimum of ``f`` over ``log w`` in ``[lo, hi]`` by golden section."""
+    phi = (np.sqrt(5.0) - 1) / 2
+    a, b = np.log(lo), np.log(hi)
+    c, d = b - phi * (b - a), a + phi * (b - a)
+    fc, fd = f(np.exp(c)), f(np.exp(d))
+    seen = [(np.exp(c), fc), (np.exp(d), fd)]
+    for _ in range(n_iter):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - phi * (b - a)
+            fc = f(np.exp(c))
+            seen.append((np.exp(c), fc))
+        else:
+            a, c, fc = c, d, fd
+            d = a + phi * (b - a)
+            fd = f(np.exp(d))
+            seen.append((np.exp(d), fd))
+    best = min(seen, key=lambda p: p[1])
+    return float(best[0]), seen
+
+
+def bandwidth_cost(
+    spike_times: np.ndarray | Sequence[np.ndarray],
+    widths: np.ndarray,
+    t_start: float,
+    t_stop: float,
+    dt: float,
+) -> np.ndarray:
+    """Shimazaki & Shinomoto's cost at given bandwidths, on bins of ``dt``.
+
+    Parameters
+    ----------
+    spike_times : ndarray, shape (n,), or list of ndarray
+        Spike times in seconds (a list is superimposed).
+    widths : ndarray, shape (K,)
+        Kernel standard deviations in seconds, > 0.
+    t_start, t_stop : float
+        Recording window in seconds; spikes outside it are left out.
+    dt : float
+        Bin width in seconds.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+    """
+    times = _pooled(spike_times)
+    times = times[(times >= t_start) & (times <= t_stop)]
+    n_bins = max(1, int(np.ceil((t_stop - t_start) / dt - 1e-9)))
+    widths = np.asarray(widths, dtype=np.float64)
+    pad = int(np.ceil(5 * np.sqrt(2) * widths.max() / dt)) if widths.size else 0
+    spectrum = _Spectrum(_binned(times, t_start, dt, n_bins), dt, pad)
+    return np.array([spectrum.cost(w) for w in widths])
+
+
+def optimal_bandwidth(
+    spike_times: np.ndarray | Sequence[np.ndarray],
+    t_start: float | None = None,
+    t_stop: float | None = None,
+    *,
+    dt: float = 1e-3,
+    max_width: float | None = None,
+) -> BandwidthResult:
+    """Optimal fixed Gaussian bandwidth of one train (or several superimposed).
+
+    Parameters
+    ----------
+    spike_times : ndarray, shape (n,), or list of ndarray
+        Spike times in seconds. A list of trains is superimposed into one
+        (the pooled bandwidth of several units, or of trials aligned to an
+        event).
+    t_start, t_stop : float, optional
+        Recording window in seconds; default the first and last spike.
+    dt : float
+        Finest bin width in seconds (the resolution of the rate grid); the
+        smallest bandwidth tried is about two bins of it.
+    max_width : float, optional
+        Largest bandwidth tried, seconds; default a fifth of the window.
+
+    Returns
+    -------
+    BandwidthResult
+
+    Raises
+    ------
+    ParameterError
+        On a non-positive ``dt`` or ``max_width``, or a window that ends
+        before it starts.
+    ResourceLimitError
+        When the window needs more than :data:`MAX_BINS` bins of ``dt``.
+    """
+    dt = float(dt)
+    if not (np.isfinite(dt) and dt > 0):
+        raise ParameterError(
+            "dt", f"must be a finite number of seconds > 0, got {dt:g}"
+        )
+    times = np.sort(_pooled(spike_times))
+    if t_start is None:
+        t_start = float(times[0]) if times.size else 0.0
+    if t_stop is None:
+        t_stop = float(times[-1]) if times.size else t_start
+    t_start, t_stop = float(t_start), float(t_stop)
+    if not t_stop >= t_start:
+        raise ParameterError(
+            "t_stop", f"must not be before t_start ({t_start:g} s), got {t_stop:g}"
+        )
+    times = times[(times >= t_start) & (times <= t_stop)]
+    duration = t_stop - t_start
+    empty = np.zeros(0)
+    if times.size < 2 or duration <= 0:
+        return BandwidthResult(np.nan, empty, empty, dt, int(times.size))
+    w_max = MAX_FRACTION * duration if max_width is None else float(max_width)
+    if not (np.isfinite(w_max) and w_max > 0):
+        raise ParameterError(
+            "max_width", f"must be a number of seconds > 0, got {w_max:g}"
+        )
+    if duration / dt > MAX_BINS:
+        raise ResourceLimitError(
+            f"choosing a bandwidth over {duration:g} s at dt = {dt:g} s needs "
+            f"{duration / dt:.3g} bins, more than the limit of {MAX_BINS}; "
+            "give a coarser dt"
+        )
+    level_dt = max(dt, duration / COARSE_BINS)
+    low, top = 2.0 * level_dt, max(w_max, 4.0 * level_dt)
+    widths: list[np.ndarray] = []
+    costs: list[np.ndarray] = []
+    while True:
+        n_bins = max(1, int(np.ceil(duration / level_dt - 1e-9)))
+        pad = int(np.ceil(5 * np.sqrt(2) * top / level_dt))
+        spectrum = _Spectrum(_binned(times, t_start, level_dt, n_bins), level_dt, pad)
+        n_widths = max(3, int(np.ceil(PER_DECADE * np.log10(top / low))) + 1)
+        grid = np.geomspace(low, top, n_widths)
+        cost = np.array([spectrum.cost(w) for w in grid])
+        j = int(np.argmin(cost))
+        lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+        best, seen = _golden(spectrum.cost, lo, hi, n_iter=30)
+        if cost[j] < spectrum.cost(best):
+            best = float(grid[j])
+        widths += [grid, np.array([w for w, _ in seen])]
+        costs += [cost, np.array([c for _, c in seen])]
+        if best >= MIN_BINS_PER_WIDTH * level_dt or level_dt <= dt:
+            break
+        # Finer bins, for the widths the coarse pass could not resolve (and
+        # a margin above them: the optimum of this pass is among them).
+        top = min(top, 4.0 * MIN_BINS_PER_WIDTH * level_dt)
+        level_dt = max(dt, level_dt / 16.0)
+        low = 2.0 * level_dt
+    all_widths, all_costs = np.concatenate(widths), np.concatenate(costs)
+    order = np.argsort(all_widths, kind="stable")
+    return BandwidthResult(
+        best, all_widths[order], all_costs[order], level_dt, int(times.size)
+    )
+
+
+def optimal_bandwidths(
+    spike_times: Sequence[np.ndarray],
+    t_start: float | None = None,
+    t_stop: float | None = None,
+    *,
+    dt: float = 1e-3,
+    pool: bool = False,
+    max_width: float | None = None,
+) -> np.ndarray:
+    """Optimal Gaussian standard deviation of every unit, or one for all.
+
+    Parameters
+    ----------
+    spike_times : list of ndarray
+        N arrays of spike times in seconds.
+    t_start, t_stop : float, optional
+        Recording window in seconds, common to all units; default the first
+        and last spike over all units.
+    dt, max_width : float
+        As in :func:`optimal_bandwidth`.
+    pool : bool
+        Choose one bandwidth for the superimposed trains of all units.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Standard deviations in seconds (all equal with ``pool``); NaN for a
+        unit with fewer than two spikes in the window.
+    """
+    firsts = [t.min() for t in spike_times if np.size(t)]
+    lasts = [t.max() for t in spike_times if np.size(t)]
+    if t_start is None:
+        t_start = min(firsts) if firsts else 0.0
+    if t_stop is None:
+        t_stop = max(lasts) if lasts else t_start
+    n = len(spike_times)
+    if pool:
+        sigma = optimal_bandwidth(
+            spike_times, t_start, t_stop, dt=dt, max_width=max_width
+        ).sigma
+        return np.full(n, sigma)
+    return np.array(
+        [
+            optimal_bandwidth(t, t_start, t_stop, dt=dt, max_width=max_width).sigma
+            for t in spike_times
+        ],
+        dtype=np.float64,
+    ).reshape(n)
