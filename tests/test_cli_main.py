@@ -296,6 +296,27 @@ def _spike_examples(command: list[str], base: list[str]) -> dict:
             ["--jobs", "2"],
             "same",
         ),
+        "--engine": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--engine", "local"],
+            "same",
+        ),
+        "--scheduler": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--scheduler", "{scheduler}"],
+            "same",
+        ),
+        "--shard": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--shard", "2/2"],
+        ),
+        # nothing to skip in a fresh folder: the same outputs
+        "--skip-existing": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--skip-existing"],
+            "same",
+        ),
+        "--log": _ex(base, ["--log", "{tmp}/run.jsonl"]),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
     }
 
@@ -465,6 +486,22 @@ def option_inputs(tmp_path_factory, dense_files, events_file, phy_dir, dense_spi
     }
 
 
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of a Dask scheduler with one worker process on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",  # no fixed port to collide on
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
 def _outputs(result, folder) -> dict:
     """What a run produced, as comparable values: standard output (numbers
     where it is a table) and every file written into ``folder``."""
@@ -534,8 +571,11 @@ def _invoke(cli, args, inputs, folder):
 @pytest.mark.parametrize(
     "key", sorted(OPTION_EXAMPLES), ids=lambda key: " ".join([*key[0], key[1]])
 )
-def test_option_has_an_effect(cli, tmp_path, option_inputs, key):
+def test_option_has_an_effect(cli, tmp_path, option_inputs, key, request):
     example = OPTION_EXAMPLES[key]
+    if "{scheduler}" in example.args:
+        scheduler = request.getfixturevalue("dask_scheduler")
+        option_inputs = {**option_inputs, "scheduler": scheduler}
     ref, ref_out = _invoke(cli, example.ref, option_inputs, tmp_path / "ref")
     got, got_out = _invoke(cli, example.args, option_inputs, tmp_path / "got")
     if example.expect == "differs":
