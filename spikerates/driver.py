@@ -31,7 +31,13 @@ import numpy as np
 
 from spikerates.errors import ParameterError, ResourceLimitError
 from spikerates.isi import IsiRates, check_interp, spike_rows_by_unit
-from spikerates.kernels import KernelFilter, check_kind
+from spikerates.kernels import (
+    ExactKernel,
+    KernelFilter,
+    check_kind,
+    composite_kernel,
+    kernel_margins,
+)
 from spikerates.params import Integer, positive_seconds
 from spikerates.spiketrains import (
     BATCH_SPIKES,
@@ -41,6 +47,8 @@ from spikerates.spiketrains import (
     check_grid,
     count_outside,
     dense_to_events,
+    intersect_intervals,
+    iter_spike_chunks,
     snap_to_grid,
 )
 
@@ -130,16 +138,20 @@ class _ArraySource:
         self.t_stop = float(t64[-1])
         self.n_outside = 0
         self.source_name = ""
+        self.intervals = None
 
     def times(self, k0: int, k1: int) -> np.ndarray:
         return self.t[k0:k1]
 
-    def dense_chunks(self, chunk_steps: int) -> Iterator[tuple[int, int, Any]]:
-        for k0 in range(0, self.n_steps, chunk_steps):
-            k1 = min(k0 + chunk_steps, self.n_steps)
+    def feed_range(self, before: int, after: int) -> tuple[int, int]:
+        return 0, self.n_steps
+
+    def dense_chunks(self, a: int, b: int, chunk_steps: int):
+        for k0 in range(a, b, chunk_steps):
+            k1 = min(k0 + chunk_steps, b)
             yield k0, k1, self.spikes[k0:k1]
 
-    def isi_estimator(self, midpoint: bool, interp: str, chunk_steps: int):
+    def isi_estimator(self, midpoint: bool, interp: str, exact: bool, chunk_steps):
         rows, counts = spike_rows_by_unit(self.spikes)
         return IsiRates.from_sorted(
             self.t[rows],
@@ -152,7 +164,7 @@ class _ArraySource:
 
 
 class _DenseSource:
-    """A dense matrix (in memory or lazily read), rows inside the window."""
+    """A dense matrix (in memory or lazily read); the window selects rows."""
 
     kind = "dense"
 
@@ -185,14 +197,14 @@ class _DenseSource:
                 f"the window ({t_start}, {t_stop}] holds no time step of the input "
                 f"({span})",
             )
-        self.t = t_all[self.k_first : self.k_end]
-        self.n_steps = len(self.t)
+        self.t_all = t_all
+        self.n_steps = self.k_end - self.k_first
         self.n_units = int(dense.n_units)
         self.unit_ids = np.asarray(dense.unit_ids)
-        self.t_start = float(self.t[0] - self.dt)
-        self.t_stop = float(self.t[-1])
+        self.t_start = float(t_all[self.k_first] - self.dt)
+        self.t_stop = float(t_all[self.k_end - 1])
         self.source_name = dense.source or ""
-        self._n_all = len(t_all)
+        self.intervals = None
         self._n_outside: int | None = None
 
     @property
@@ -201,7 +213,7 @@ class _DenseSource:
         if self._n_outside is None:
             step = max(1, MAX_CHUNK_VALUES // max(1, self.n_units))
             n = 0
-            for a, b in ((0, self.k_first), (self.k_end, self._n_all)):
+            for a, b in ((0, self.k_first), (self.k_end, self.t_all.size)):
                 for k0 in range(a, b, step):
                     k1 = min(k0 + step, b)
                     n += int(self.dense.counts_chunk(k0, k1).sum())
@@ -209,33 +221,63 @@ class _DenseSource:
         return self._n_outside
 
     def times(self, k0: int, k1: int) -> np.ndarray:
-        return self.t[k0:k1]
+        return self.t_all[self.k_first + k0 : self.k_first + k1]
 
-    def dense_chunks(self, chunk_steps: int) -> Iterator[tuple[int, int, Any]]:
-        for k0 in range(0, self.n_steps, chunk_steps):
-            k1 = min(k0 + chunk_steps, self.n_steps)
+    def feed_range(self, before: int, after: int) -> tuple[int, int]:
+        """Window rows extended by the kernel's reach, within the file."""
+        return (
+            max(-self.k_first, -before),
+            min(self.t_all.size - self.k_first, self.n_steps + after),
+        )
+
+    def dense_chunks(self, a: int, b: int, chunk_steps: int):
+        for k0 in range(a, b, chunk_steps):
+            k1 = min(k0 + chunk_steps, b)
             chunk = self.dense.amplitude_chunk(self.k_first + k0, self.k_first + k1)
             yield k0, k1, chunk
 
-    def isi_estimator(self, midpoint: bool, interp: str, chunk_steps: int):
-        # The times of the non-zero rows of each unit, one pass by chunks.
+    def isi_estimator(self, midpoint: bool, interp: str, exact: bool, chunk_steps):
+        # Every row of the file gives its spikes, so a window sees the
+        # intervals that cross its edges; one pass by chunks.
+        n_all = self.t_all.size
         trains = dense_to_events(
             (
-                (self.t[k0:k1], chunk)
-                for k0, k1, chunk in self.dense_chunks(chunk_steps)
+                (self.t_all[k0:k1], self.dense.amplitude_chunk(k0, k1))
+                for k0, k1 in _blocks(n_all, chunk_steps)
             ),
             per_bin=True,
             unit_ids=self.unit_ids,
         )
-        counts = np.array([s.size for s in trains.spike_times], dtype=np.intp)
-        times = np.concatenate(trains.spike_times) if counts.size else np.zeros(0)
+        times, counts = _flatten(trains.spike_times)
         return IsiRates.from_sorted(
-            times, counts, self.t[0], self.t[-1], midpoint=midpoint, interp=interp
+            times,
+            counts,
+            self.t_all[0],
+            self.t_all[-1],
+            midpoint=midpoint,
+            interp=interp,
         )
 
 
+def _blocks(n: int, step: int):
+    for k0 in range(0, n, step):
+        yield k0, min(k0 + step, n)
+
+
+def _flatten(spike_times) -> tuple[np.ndarray, np.ndarray]:
+    counts = np.array([s.size for s in spike_times], dtype=np.intp)
+    times = np.concatenate(spike_times) if counts.size else np.zeros(0)
+    return times.astype(np.float64, copy=False), counts
+
+
 class _EventsSource:
-    """Spike times per unit, put on the grid of step ``dt``."""
+    """Spike times per unit, put on the grid of step ``dt``.
+
+    The recording is the grid of the spikes' own window
+    (:meth:`SpikeTrains.grid` without a window); rows of the window's grid
+    are counted from its first row, and the recording's rows may start
+    before it and end after it.
+    """
 
     kind = "events"
 
@@ -244,8 +286,9 @@ class _EventsSource:
             raise ParameterError(
                 "dt", "a bin width in seconds is required to put spike times on a grid"
             )
+        dt = positive_seconds("dt", dt)
         self.trains = trains
-        self.grid: Grid = trains.grid(positive_seconds("dt", dt), t_start, t_stop)
+        self.grid: Grid = trains.grid(dt, t_start, t_stop)
         self.dt = self.grid.dt
         self.n_steps = self.grid.n_steps
         self.n_units = trains.n_units
@@ -253,6 +296,13 @@ class _EventsSource:
         self.t_start = self.grid.t_start
         self.t_stop = self.grid.t_stop
         self.source_name = trains.source or ""
+        self.recording: Grid = trains.grid(dt)
+        # The recording's bins, in rows of the window's grid.
+        self.rec_rows = (
+            self.grid.steps_to(self.recording.t_start),
+            self.grid.steps_to(self.recording.t_stop),
+        )
+        self.intervals = trains.obs_intervals
         self._batch_spikes = batch_spikes
         self._n_outside: int | None = None
 
@@ -263,21 +313,66 @@ class _EventsSource:
         return self._n_outside
 
     def times(self, k0: int, k1: int) -> np.ndarray:
-        return self.grid.times(k0, k1)
+        return self.t_start + (np.arange(k0, k1, dtype=np.int64) + 1) * self.dt
 
-    def spike_chunks(self, chunk_steps: int):
-        return self.trains.iter_chunks(
-            self.grid, chunk_steps, batch_spikes=self._batch_spikes
+    def feed_range(self, before: int, after: int) -> tuple[int, int]:
+        """Window rows extended by the kernel's reach, within the recording
+        (never less than the window)."""
+        r0, r1 = self.rec_rows
+        return min(0, max(r0, -before)), max(
+            self.n_steps, min(r1, self.n_steps + after)
         )
 
-    def isi_estimator(self, midpoint: bool, interp: str, chunk_steps: int):
-        snapped = snap_to_grid(self.trains.spike_times, self.grid)
-        counts = np.array([times.size for times in snapped], dtype=np.intp)
-        times = np.concatenate(snapped) if snapped else np.zeros(0)
-        first = float(self.grid.times(0, 1)[0])
+    def spike_chunks(self, a: int, b: int, chunk_steps: int, spike_times=None):
+        times = self.trains.spike_times if spike_times is None else spike_times
+        return iter_spike_chunks(
+            times,
+            self.grid,
+            chunk_steps,
+            first=a,
+            stop=b,
+            batch_spikes=self._batch_spikes,
+        )
+
+    def isi_estimator(self, midpoint: bool, interp: str, exact: bool, chunk_steps):
+        r0, r1 = self.rec_rows
+        lo, hi = min(0, r0), max(self.n_steps, r1)
+        if exact:
+            # 0 at the start and end of the recording (or of the window, when
+            # it reaches further), the exact spike times in between.
+            t_first = self.t_start + lo * self.dt
+            t_last = self.t_start + hi * self.dt
+            times, counts = _distinct_within(self.trains.spike_times, t_first, t_last)
+        else:
+            # The reference's points: spikes on their bins' grid times, 0 at
+            # the first and last grid times.
+            grid = Grid(self.t_start + lo * self.dt, self.dt, hi - lo)
+            times, counts = _flatten(snap_to_grid(self.trains.spike_times, grid))
+            t_first, t_last = grid.t_start + grid.dt, grid.t_stop
         return IsiRates.from_sorted(
-            times, counts, first, self.t_stop, midpoint=midpoint, interp=interp
+            times, counts, t_first, t_last, midpoint=midpoint, interp=interp
         )
+
+
+def _distinct_within(spike_times, lo: float, hi: float):
+    """Each unit's times within ``[lo, hi]``, repeated times once, flattened."""
+    pieces = []
+    for times in spike_times:
+        i0 = np.searchsorted(times, lo, side="left")
+        i1 = np.searchsorted(times, hi, side="right")
+        pieces.append(times[i0:i1])
+    times, counts = _flatten(pieces)
+    if times.size > 1:
+        repeated = times[1:] == times[:-1]
+        ends = np.cumsum(counts)
+        # A unit's first time is never a repeat of the previous unit's last.
+        repeated[ends[(ends > 0) & (ends < times.size)] - 1] = False
+        if repeated.any():
+            keep = np.concatenate([[True], ~repeated])
+            unit = np.repeat(np.arange(counts.size), counts)
+            counts = np.bincount(unit[keep], minlength=counts.size).astype(np.intp)
+            times = times[keep]
+    return times, counts
 
 
 def _make_source(source, dt, t_start, t_stop, batch_spikes):
@@ -317,6 +412,8 @@ class RatePlan:
         seconds.
     chunk_steps : int
         Time steps computed per chunk.
+    exact : bool
+        Whether spike times are used as they are (not binned).
     notes : list of str
         Remarks about the input worth telling a user (never errors).
     """
@@ -330,6 +427,7 @@ class RatePlan:
     t_start: float
     t_stop: float
     chunk_steps: int
+    exact: bool = False
     notes: list[str] = field(default_factory=list)
     _source: Any = field(default=None, repr=False)
     _engine_options: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -355,6 +453,8 @@ class RatePlan:
     def attrs(self) -> dict[str, Any]:
         """Attributes of the output: estimator, parameters, grid, units, source."""
         attrs: dict[str, Any] = {"estimator": self.method, **self.params}
+        if self.exact:
+            attrs["exact"] = True
         attrs.update(
             dt=float(self.dt),
             t_start=float(self.t_start),
@@ -377,15 +477,16 @@ class RatePlan:
             Where to compute the rates; each yielded ``rates_chunk`` is then a
             view of its rows.
         progress : callable, optional
-            Called with the number of time steps of input consumed by each
-            chunk (the increments add up to M).
+            Called with the number of time steps done by each chunk (the
+            increments add up to M).
 
         Yields
         ------
         t_chunk : (L,) ndarray of float64
             Grid times in seconds.
         rates_chunk : (L, N) ndarray of float64
-            Rates in Hz at those times (L >= 1); the L add up to M.
+            Rates in Hz at those times (L >= 1; the L add up to M); NaN where
+            a unit is not observed.
         """
         if out is not None and (
             out.shape != (self.n_steps, self.n_units) or out.dtype != np.float64
@@ -395,80 +496,326 @@ class RatePlan:
             )
         if progress is None:
             progress = _ignore
-        if self.method == "kernel":
+        if self.method == "isi":
+            return self._isi_chunks(out, progress)
+        if not self.params["border_correction"]:
             return self._kernel_chunks(out, progress)
-        return self._isi_chunks(out, progress)
+        return self._corrected_chunks(out, progress)
 
     def kernel_filter(self) -> KernelFilter:
-        """A fresh streaming filter for this plan's kernel and grid."""
+        """A fresh streaming filter for this plan's kernel and grid (without
+        border correction: the driver applies it)."""
         p = self.params
+        kind, tau = p["kind"], p["tau"]
+        normalize = p["normalize"]
+        if self.exact and kind == "expogauss":
+            # The exponential stage of expogauss is exact; the Gaussian
+            # stage is the filter, at unit mass.
+            kind, tau, normalize = "gauss", tau / 4, True
         return KernelFilter(
-            p["kind"],
-            p["tau"],
+            kind,
+            tau,
             self.dt,
             self.n_units,
-            normalize=p["normalize"],
+            normalize=normalize,
             causal=p["causal"],
-            border_correction=p["border_correction"],
             method=self._engine_options.get("method", "auto"),
             **{k: v for k, v in self._engine_options.items() if k != "method"},
         )
 
-    def _kernel_chunks(self, out, progress):
-        rate_filter = self.kernel_filter()
-        source, chunk_steps = self._source, self.chunk_steps
-        row = 0
+    # -- kernel rates
 
-        def emit(block):
+    def _kernel_chunks(self, out, progress):
+        """Final rows in order, as ``(t_chunk, rates_chunk)``."""
+        for k0, block in self._kernel_blocks(out, progress):
+            yield self.times(k0, k0 + block.shape[0]), block
+
+    def _reach(self) -> tuple[int, int]:
+        """Input rows before and after an output row that reach it."""
+        p = self.params
+        tau_steps = p["tau"] / self.dt
+        if not self.exact:
+            return kernel_margins(p["kind"], tau_steps, causal=p["causal"])
+        if p["kind"] == "expogauss":
+            # The exact stage is evaluated wherever it is needed.
+            return kernel_margins("expogauss", tau_steps, stages=slice(1, None))
+        return 0, 0
+
+    def _kernel_blocks(self, out, progress, counts=None):
+        """Yield ``(first row, rows)`` of the window, in order and complete.
+
+        The input is fed from before the window to after it, as far as the
+        kernel reaches (within the recording), so every row equals the
+        recording's own; with border correction the window (and each
+        observed interval) is the recording instead. ``counts``, when given,
+        receives the spikes fed per unit.
+        """
+        source, chunk_steps = self._source, self.chunk_steps
+        border = self.params["border_correction"]
+        n_steps = self.n_steps
+        a, b = (0, n_steps) if border else source.feed_range(*self._reach())
+        direct = out is not None and (a, b) == (0, n_steps) and not self.exact
+        rate_filter = (
+            None
+            if self.exact and self.params["kind"] != "expogauss"
+            else (self.kernel_filter())
+        )
+        row = a
+        # With border correction the same filter, run on the observed rows,
+        # gives row by row the kernel mass that falls on them (in step with
+        # the rates, so its rows come in the same blocks).
+        mass_filter = self._mass_filter() if border and not self.exact else None
+
+        def emit(block, mass=None):
             nonlocal row
             n = block.shape[0]
-            if n:
-                yield self.times(row, row + n), block
-                row += n
+            lo, hi = max(row, 0), min(row + n, n_steps)
+            if hi > lo:
+                rows = block[lo - row : hi - row]
+                if out is not None and not direct:
+                    out[lo:hi] = rows
+                    rows = out[lo:hi]
+                if mass is not None:
+                    mass = mass[lo - row : hi - row]
+                self._finish_rows(lo, rows, mass)
+                yield lo, rows
+            row += n
+
+        def mass_of(k0, k1):
+            if mass_filter is None:
+                return None
+            observed = self._observed(k0, k1)
+            if observed is None:
+                observed = np.ones((k1 - k0, 1))
+            return mass_filter.process(observed.astype(np.float64))
+
+        def dest(n_in):
+            if not direct:
+                return None
+            n_ready = rate_filter.rows_ready(n_in)
+            return out[row : row + n_ready]
+
+        def done(k0, k1):
+            n = min(k1, n_steps) - max(k0, 0)
+            if n > 0:
+                progress(n)
 
         if source.kind == "events":
-            amplitude = 1.0 / self.dt
-            for k0, k1, rows, units in source.spike_chunks(chunk_steps):
-                dest = None
-                if out is not None:
-                    n_ready = rate_filter.rows_ready(k1 - k0)
-                    dest = out[row : row + n_ready]
-                block = rate_filter.process_spikes(
-                    k1 - k0, rows, units, amplitude, out=dest
-                )
-                progress(k1 - k0)
-                yield from emit(block)
+            spike_times = self._effective_times() if border else None
+            if self.exact:
+                blocks = self._exact_blocks(a, b, spike_times, counts)
+                for k0, k1, block in blocks:
+                    if rate_filter is not None:
+                        block = rate_filter.process(block)
+                    done(k0, k1)
+                    yield from emit(block)
+            else:
+                amplitude = 1.0 / self.dt
+                chunks = source.spike_chunks(a, b, chunk_steps, spike_times)
+                for k0, k1, rows, units in chunks:
+                    if counts is not None:
+                        counts += np.bincount(units, minlength=self.n_units)
+                    block = rate_filter.process_spikes(
+                        k1 - k0, rows, units, amplitude, out=dest(k1 - k0)
+                    )
+                    done(k0, k1)
+                    yield from emit(block, mass_of(k0, k1))
         else:
-            for k0, k1, chunk in source.dense_chunks(chunk_steps):
-                if out is None:
-                    block = rate_filter.process(chunk)
+            for k0, k1, chunk in source.dense_chunks(a, b, chunk_steps):
+                if counts is not None:
+                    counts += np.asarray(chunk, dtype=np.float64).sum(axis=0) * self.dt
+                if direct:
+                    block = rate_filter.process(chunk, out=dest(k1 - k0))
                 else:
-                    n_ready = rate_filter.rows_ready(k1 - k0)
-                    block = rate_filter.process(chunk, out=out[row : row + n_ready])
-                progress(k1 - k0)
-                yield from emit(block)
-        tail = np.asarray(rate_filter.finish())
-        if out is not None and tail.shape[0]:
-            out[row:] = tail
-            tail = out[row:]
-        yield from emit(tail)
-        if row != self.n_steps:
-            raise RuntimeError(
-                f"the kernel filter produced {row} rows for {self.n_steps} steps"
+                    block = rate_filter.process(chunk)
+                done(k0, k1)
+                yield from emit(block, mass_of(k0, k1))
+        if rate_filter is not None:
+            tail = np.asarray(rate_filter.finish())
+            if direct and tail.shape[0]:
+                out[row:] = tail
+                tail = out[row:]
+            yield from emit(tail, None if mass_filter is None else mass_filter.finish())
+        if row != b:
+            raise RuntimeError(f"the kernel filter produced {row - a} rows for {b - a}")
+
+    def _exact_blocks(self, a, b, spike_times, counts):
+        """Rows ``a .. b - 1`` of the exact stage, chunk by chunk."""
+        p = self.params
+        kind = "expon" if p["kind"] == "expogauss" else p["kind"]
+        exact = ExactKernel(
+            kind, p["tau"] / self.dt, self.dt, self.n_units, p["causal"]
+        )
+        times = self._source.trains.spike_times if spike_times is None else spike_times
+        if counts is not None:
+            counts += [unit.size for unit in times]
+        t_row0 = self.t_start + self.dt  # the time of row 0
+        for k0 in range(a, b, self.chunk_steps):
+            k1 = min(k0 + self.chunk_steps, b)
+            lo, hi = exact.reach(k0, k1)
+            t_lo, t_hi = t_row0 + lo * self.dt, t_row0 + hi * self.dt
+            pieces = [
+                unit[np.searchsorted(unit, t_lo, "right") : np.searchsorted(unit, t_hi)]
+                for unit in times
+            ]
+            flat, n_per_unit = _flatten(pieces)
+            units = np.repeat(np.arange(self.n_units), n_per_unit)
+            spike_rows = (flat - t_row0) / self.dt
+            yield k0, k1, exact.rows(k0, k1, spike_rows, units)
+
+    def _effective_times(self) -> list[np.ndarray]:
+        """With border correction: each unit's spikes inside the window
+        (closed: a spike on its start counts) and its observed intervals."""
+        trains = self._source.trains
+        window = [[self.t_start, self.t_stop]]
+        kept = []
+        for u, times in enumerate(trains.spike_times):
+            intervals = window
+            if trains.obs_intervals is not None and trains.obs_intervals[u] is not None:
+                intervals = intersect_intervals(trains.obs_intervals[u], window)
+            i0 = np.searchsorted(times, [iv[0] for iv in intervals], side="left")
+            i1 = np.searchsorted(times, [iv[1] for iv in intervals], side="right")
+            parts = [times[x:y] for x, y in zip(i0, i1, strict=True)]
+            unit = np.concatenate(parts) if parts else times[:0]
+            if not self.exact and unit.size:
+                # A spike on the window's start goes in its first bin.
+                on_start = np.abs(unit - self.t_start) <= 1e-9 * self.dt
+                unit = np.where(on_start, self.t_start + 0.5 * self.dt, unit)
+            kept.append(unit)
+        return kept
+
+    def _mass_filter(self) -> KernelFilter:
+        p = self.params
+        columns = 1 if self._source.intervals is None else self.n_units
+        return KernelFilter(
+            p["kind"],
+            p["tau"],
+            self.dt,
+            columns,
+            normalize=p["normalize"],
+            causal=p["causal"],
+            method="direct",
+        )
+
+    def _finish_rows(self, k0: int, rows: np.ndarray, mass=None) -> None:
+        """Border correction (kernel mass inside the observed rows) and NaN
+        where a unit is not observed, in place, for rows from ``k0``."""
+        n = rows.shape[0]
+        observed = self._observed(k0, k0 + n)
+        if self.method == "kernel" and self.params["border_correction"]:
+            if mass is None:
+                mass = self._mass_inside(k0, k0 + n)
+            full = self._full_mass
+            clipped = (np.abs(mass - full) > 1e-12 * abs(full)) & (mass != 0)
+            if clipped.any():
+                factor = np.where(clipped, full / np.where(mass == 0, 1, mass), 1.0)
+                rows *= factor
+        if observed is not None:
+            rows[~observed] = np.nan
+
+    def _observed(self, k0: int, k1: int) -> np.ndarray | None:
+        """(k1 - k0, N) bool: rows whose grid time lies in each unit's
+        observation intervals (None when every unit is observed)."""
+        intervals = self._source.intervals
+        if intervals is None:
+            return None
+        t = self.times(k0, k1)
+        observed = np.empty((t.size, self.n_units), dtype=bool)
+        for u, iv in enumerate(intervals):
+            if iv is None:
+                observed[:, u] = True
+                continue
+            j = np.searchsorted(iv[:, 0], t, side="right") - 1
+            observed[:, u] = (j >= 0) & (t <= iv[np.maximum(j, 0), 1])
+        return observed
+
+    @property
+    def _full_mass(self) -> float:
+        return float(self._composite[0].sum())
+
+    @property
+    def _composite(self) -> tuple[np.ndarray, int]:
+        p = self.params
+        if self.exact:
+            # Unit mass: the exact stage is scaled to it, the filter too.
+            kern, delay = composite_kernel(
+                p["kind"], p["tau"] / self.dt, normalize=True, causal=p["causal"]
             )
+            return kern / kern.sum(), delay
+        return composite_kernel(
+            p["kind"], p["tau"] / self.dt, normalize=p["normalize"], causal=p["causal"]
+        )
+
+    def _mass_inside(self, k0: int, k1: int) -> np.ndarray:
+        """Kernel mass of output rows ``k0 .. k1 - 1`` that falls on observed
+        rows of the window: (L, 1), or (L, N) with observation intervals."""
+        kern, delay = self._composite
+        n_taps = kern.size
+        e0, e1 = k0 + delay - n_taps + 1, k1 + delay
+        inside = np.zeros(e1 - e0, dtype=bool)
+        w0, w1 = max(e0, 0), min(e1, self.n_steps)
+        if w1 > w0:
+            inside[w0 - e0 : w1 - e0] = True
+        if self._source.intervals is None:
+            weights = inside[:, None].astype(np.float64)
+        else:
+            weights = np.zeros((e1 - e0, self.n_units))
+            if w1 > w0:
+                weights[w0 - e0 : w1 - e0] = self._observed(w0, w1)
+        windows = np.lib.stride_tricks.sliding_window_view(weights, n_taps, axis=0)
+        # Row m sums kern[k] * weights[m + delay - k].
+        return windows @ kern[::-1]
+
+    def _corrected_chunks(self, out, progress):
+        """Border-corrected rates: each unit's integral over its observed
+        rows equals its spike count there (Elephant's rule: the kernel mass
+        inside, then a scale per unit). Streamed, that takes two passes."""
+        counts = np.zeros(self.n_units)
+        sums = np.zeros(self.n_units)
+        if out is not None:
+            for _, rows in self._kernel_blocks(out, progress, counts):
+                sums += np.nansum(rows, axis=0)
+            scale = _count_scale(counts, sums * self.dt)
+            if scale is not None:
+                out *= scale
+            for k0 in range(0, self.n_steps, self.chunk_steps):
+                k1 = min(k0 + self.chunk_steps, self.n_steps)
+                yield self.times(k0, k1), out[k0:k1]
+            return
+        for _, rows in self._kernel_blocks(None, _ignore, counts):
+            sums += np.nansum(rows, axis=0)
+        scale = _count_scale(counts, sums * self.dt)
+        for k0, rows in self._kernel_blocks(None, progress):
+            if scale is not None:
+                rows *= scale
+            yield self.times(k0, k0 + rows.shape[0]), rows
+
+    # -- ISI rates
 
     def _isi_chunks(self, out, progress):
         p = self.params
         estimator = self._source.isi_estimator(
-            p["midpoint"], p["interp"], self.chunk_steps
+            p["midpoint"], p["interp"], self.exact, self.chunk_steps
         )
         for k0 in range(0, self.n_steps, self.chunk_steps):
             k1 = min(k0 + self.chunk_steps, self.n_steps)
             t_chunk = self.times(k0, k1)
             dest = None if out is None else out[k0:k1]
             block = estimator.evaluate(t_chunk, out=dest)
+            observed = self._observed(k0, k1)
+            if observed is not None:
+                block[~observed] = np.nan
             progress(k1 - k0)
             yield t_chunk, block
+
+
+def _count_scale(counts: np.ndarray, integrals: np.ndarray) -> np.ndarray | None:
+    """Per-unit factors that make each integral equal its count (1 where
+    there is nothing to scale or it already does, to rounding)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(integrals > 0, counts / integrals, 1.0)
+    scale[np.abs(scale - 1) <= 1e-12] = 1.0
+    return None if np.all(scale == 1) else scale
 
 
 def _ignore(n_steps: int) -> None:
@@ -496,6 +843,8 @@ def plan_rates(
     dtype: Any = np.float64,
     batch_spikes: int = BATCH_SPIKES,
     fir_method: str = "auto",
+    exact: bool | None = None,
+    epochs: Any = None,
     **engine_options: Any,
 ) -> RatePlan:
     """Check a rate computation and fix its grid; compute nothing yet.
@@ -508,9 +857,17 @@ def plan_rates(
         ``spikes`` (M, N) with ``1 / dt`` per spike (the reference's layout).
     method : {"kernel", "isi"}
         Kernel smoothing or inverse inter-spike intervals.
-    kind, tau, normalize, causal, border_correction
+    kind, tau, normalize, causal
         Kernel estimator parameters (``tau`` in seconds); see
         :class:`spikerates.kernels.KernelFilter`.
+    border_correction : bool
+        Treat the window, and each unit's observed intervals within it, as
+        the whole recording: only the spikes inside count, each rate is
+        divided by the kernel mass that falls on observed rows, and each
+        unit's rates are scaled so that their integral over its observed
+        rows equals its spike count there (as
+        ``elephant.statistics.instantaneous_rate(border_correction=True)``).
+        Streamed, this computes the rates twice.
     midpoint, interp
         ISI estimator parameters; see :class:`spikerates.isi.IsiRates`.
     dt : float, optional
@@ -539,6 +896,19 @@ def plan_rates(
         About how many spikes are binned in one pass (spike times only).
     fir_method : {"auto", "sparse", "direct", "fft"}
         Convolution algorithm of the kernel estimator.
+    exact : bool, optional
+        Use spike times as they are instead of their bins (spike times
+        only). ISI rates then take the exact intervals (two spikes in one
+        bin are two spikes); kernel rates evaluate each spike's continuous
+        kernel (unit area) at its exact offset from each grid time (for
+        ``expogauss`` the exponential stage, followed by the sampled
+        Gaussian at unit mass). Default: exact for ISI rates of spike
+        times, binned otherwise.
+    epochs : (K, 2) array_like, optional
+        ``[start, stop]`` times in seconds where the units count as observed
+        (spike times only; see :meth:`SpikeTrains.restrict_epochs`):
+        outside them rates are NaN, and border correction applies at each
+        epoch's edges.
     **engine_options
         Passed to each :class:`spikerates.fir.FirStage`.
 
@@ -561,6 +931,20 @@ def plan_rates(
         }
     else:
         params = {"midpoint": bool(midpoint), "interp": check_interp(interp)}
+    is_events = isinstance(source, SpikeTrains)
+    if exact is None:
+        exact = method == "isi" and is_events
+    exact = bool(exact)
+    if (exact or epochs is not None) and not is_events:
+        name = "exact" if exact else "epochs"
+        raise ParameterError(
+            name,
+            "needs spike times; dense spikes are already on their grid"
+            if exact
+            else "need spike times (a SpikeTrains)",
+        )
+    if epochs is not None:
+        source = source.restrict_epochs(epochs)
     src = _make_source(source, dt, t_start, t_stop, batch_spikes)
     n_steps, n_units = int(src.n_steps), int(src.n_units)
     if chunk_steps is not None:
@@ -595,6 +979,7 @@ def plan_rates(
         t_start=float(src.t_start),
         t_stop=float(src.t_stop),
         chunk_steps=steps,
+        exact=exact,
         _source=src,
         _engine_options={"method": fir_method, **engine_options},
     )
@@ -611,7 +996,71 @@ def plan_rates(
         # Bad kernel parameters (a causal Gaussian...) are found here, before
         # any output exists.
         plan.kernel_filter()
+    plan.notes.extend(_notes(plan, src, size))
     return plan
+
+
+#: Output size above which a note suggests a smaller output.
+LARGE_OUTPUT_BYTES = 2 * 10**9
+
+
+def _notes(plan: RatePlan, src, size: int) -> list[str]:
+    """Remarks on inputs that are valid but often a mistake."""
+    notes = []
+    p = plan.params
+    if plan.method == "kernel":
+        tau = p["tau"]
+        if tau >= 1.0:
+            notes.append(
+                f"tau = {tau:g} s is long for a firing-rate kernel (tau is in seconds)"
+            )
+        if not plan.exact and not p["normalize"]:
+            kern, _ = plan._composite
+            mass = float(kern.sum())
+            if abs(mass - 1.0) > 0.01:
+                notes.append(
+                    f"the {p['kind']} kernel sampled at dt = {plan.dt:g} s holds "
+                    f"{mass:.4g} of its mass (tau = {tau / plan.dt:.3g} steps), so "
+                    f"rates are scaled by {mass:.4g}; normalise the kernel, "
+                    "evaluate it at exact spike times or use a finer dt"
+                )
+    if src.kind == "events":
+        trains = src.trains
+        lasts = [times[-1] for times in trains.spike_times if times.size]
+        end, what = trains.t_stop, "recording"
+        if trains.obs_intervals is not None:
+            ends = [
+                iv[-1, 1] for iv in trains.obs_intervals if iv is not None and iv.size
+            ]
+            if ends:
+                end, what = max(ends), "last observed interval"
+        if end is None and lasts:
+            end, what = max(lasts), "last spike"
+        if end is not None and plan.t_stop - end > 0.5 * plan.dt:
+            notes.append(
+                f"the window ends {plan.t_stop - end:.6g} s after the {what} "
+                f"({end:.6g} s): that stretch holds no spikes"
+            )
+        if (
+            p.get("border_correction")
+            and trains.t_stop is None
+            and trains.obs_intervals is None
+            and lasts
+            and abs(plan.t_stop - max(lasts)) <= plan.dt
+        ):
+            notes.append(
+                "the input does not state how long it was recorded, so the "
+                f"window ends at the last spike ({max(lasts):.6g} s); border "
+                "correction treats that spike as on the recording's edge (give "
+                "t_stop)"
+            )
+    if size > LARGE_OUTPUT_BYTES:
+        notes.append(
+            f"the rates will take {_bytes(size)} ({plan.n_steps} steps x "
+            f"{plan.n_units} units); float32 output or a coarser dt makes them "
+            "smaller"
+        )
+    return notes
 
 
 def _bytes(n: int) -> str:

@@ -9,6 +9,10 @@ chunk edges.  Three algorithms compute the same sums:
 - ``direct`` multiplies blocks of rows by a banded Toeplitz matrix,
 - ``fft`` uses overlap-save real FFTs and recomputes as direct sums the
   values its round-off could spoil;
+- ``recursive``, for the truncated exponential and alpha kernels only, runs
+  the filter as a linear recurrence along time whose input also subtracts
+  the spike leaving the kernel's support (cost independent of the kernel
+  length; see :class:`Recursion`);
 
 ``auto`` picks the cheapest per chunk from a cost model of the spike density
 and the kernel length.
@@ -20,10 +24,12 @@ import math
 
 import numpy as np
 
+from spikerates import threads
 from spikerates._sparse_kernels import add_coo_product
 
 __all__ = [
     "FIR_METHODS",
+    "Recursion",
     "SPARSE_ENTRIES",
     "SPARSE_OUT_VALUES",
     "FirStage",
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 #: Convolution algorithms of :class:`FirStage` (see its ``method``).
-FIR_METHODS = ("auto", "sparse", "direct", "fft")
+FIR_METHODS = ("auto", "sparse", "direct", "fft", "recursive")
 
 # Rows of output per block of the direct method, chosen by measurement so
 # that the working set of a block stays in the L2 cache.
@@ -50,6 +56,10 @@ SPARSE_ENTRIES = 1 << 20
 #: measured to be slower: their working set leaves the cache).
 SPARSE_OUT_VALUES = 1 << 20
 _FFT_COLUMNS = 32
+# Work split over threads: at least this many columns per thread, and this
+# many output values in all (smaller work runs faster on one thread).
+_MIN_THREAD_COLUMNS = 32
+_MIN_THREAD_VALUES = 1 << 16
 
 
 def check_finite(x: np.ndarray, name: str = "spikes") -> None:
@@ -143,6 +153,139 @@ def spike_entries(
     return rows, units, values
 
 
+# Steps per block of the recursive method: a block of outputs is a matrix
+# product of B + d taps per value, and blocks are chained one at a time.
+_RECURSIVE_BLOCK = 16
+# Output values per group of the recursive method: the group restarts the
+# recurrence from a direct sum, and its working set stays in the L2 cache.
+_RECURSIVE_GROUP_VALUES = 1 << 17
+# Bound on the round-off of the recursive method relative to the smallest
+# non-zero output it may produce (the contract is 1e-9).
+_RECURSIVE_TOLERANCE = 2.5e-10
+
+
+class Recursion:
+    """A sampled kernel that is a truncated exponential (or alpha) function.
+
+    The FIR output ``y[i] = sum_{k<K} kern[k] a[i + K - 1 - k]`` of a kernel
+    ``kern[k] = c r**k`` (``expon``) or ``c k r**k`` (``alpha``) obeys a
+    linear recurrence of order d = 1 (or 2) whose input is the row entering
+    the kernel's support and the row leaving it (``a[i + K - 1]`` and
+    ``a[i - 1]``):
+
+    - expon: ``y[i] = r y[i-1] + kern[0] a[i+K-1] - r kern[K-1] a[i-1]``;
+    - alpha, with ``p[i] = sum_{k<K} c r**k a[i+K-1-k]``:
+      ``y[i] = r y[i-1] + r p[i-1] - c K r**K a[i-1]`` and
+      ``p[i] = r p[i-1] + c a[i+K-1] - c r**K a[i-1]``.
+
+    Blocks of B steps are computed at once: the outputs of a block are a
+    matrix product of the block's input rows (B + d taps per output), plus
+    the contribution of the state carried from the previous block; only the
+    states at the ends of blocks are chained one by one.
+
+    The round-off of a stable recurrence does not grow with the length of
+    the record: each step adds a few ulps of the state, and the recurrence
+    damps what came before by ``r`` per step, so the error stays below
+    ``C eps (B + 1/(1-r)**d) max|state|``. :meth:`FirStage` restarts it from
+    a direct sum in every group of rows, checks that bound against the
+    smallest non-zero output the group can hold (the smallest kernel value
+    times the smallest input value, inputs being >= 0), and falls back to
+    the direct sum where the bound exceeds 1e-10 of it. Outputs below half
+    that smallest value are the exact zeros of windows without spikes.
+    """
+
+    def __init__(self, kind: str, r: float, c: float, kern: np.ndarray) -> None:
+        self.kind = kind
+        self.r = r
+        self.c = c
+        self.order = 1 if kind == "expon" else 2
+        k = kern.size
+        positive = kern[kern > 0]
+        #: Smallest non-zero kernel value (a spike in the support gives at
+        #: least this times its value).
+        self.kern_min = float(positive.min())
+        #: Steps after which the recurrence has forgotten its past (1/(1-r)
+        #: per pole).
+        self.memory = (1.0 / (1.0 - r)) ** self.order
+        # State transition A, inputs of the entering and the leaving row
+        # (b_new, b_old), output row h (the output is the state's first
+        # component).
+        if kind == "expon":
+            a_mat = np.array([[r]])
+            b_new = np.array([kern[0]])
+            b_old = np.array([-r * kern[k - 1]])
+        else:
+            a_mat = np.array([[r, r], [0.0, r]])
+            b_new = np.array([0.0, c])
+            b_old = np.array([-c * k * r**k, -c * r**k])
+        self._a = a_mat
+        self._b_new, self._b_old = b_new, b_old
+        self._blocks: dict[int, tuple[np.ndarray, ...]] = {}
+
+    @classmethod
+    def detect(cls, kern: np.ndarray) -> Recursion | None:
+        """The recursion of ``kern`` if it is ``c r**k`` or ``c k r**k``."""
+        k = kern.size
+        if k < 4 or not np.all(np.isfinite(kern)):
+            return None
+        steps = np.arange(k)
+        if kern[0] > 0 and np.all(kern > 0):
+            r = float(kern[1] / kern[0])
+            model = kern[0] * r**steps
+            kind, c = "expon", float(kern[0])
+        elif kern[0] == 0 and np.all(kern[1:] > 0):
+            r = float(kern[2] / (2.0 * kern[1]))
+            c = float(kern[1] / r)
+            model = c * steps * r**steps
+            kind = "alpha"
+        else:
+            return None
+        if not 0.0 < r < 1.0:
+            return None
+        if not np.allclose(model, kern, rtol=1e-12, atol=0.0):
+            return None
+        return cls(kind, r, c, kern)
+
+    def block_matrices(self, block: int) -> tuple[np.ndarray, ...]:
+        """Matrices of a block of ``block`` steps (see :meth:`FirStage`).
+
+        Returns ``(w_new, w_old, carry, a_block)``: ``w_new`` and ``w_old``
+        (block + d, block) map the entering and leaving rows of a block to
+        its outputs (first ``block`` rows) and to its end state (last d
+        rows); ``carry`` (block, d) maps the state before the block to its
+        outputs; ``a_block`` (d, d) is the transition over a whole block.
+        """
+        plan = self._blocks.get(block)
+        if plan is None:
+            d = self.order
+            powers = [np.eye(d)]
+            for _ in range(block):
+                powers.append(self._a @ powers[-1])
+            w_new = np.zeros((block + d, block))
+            w_old = np.zeros((block + d, block))
+            carry = np.empty((block, d))
+            for j in range(block):
+                carry[j] = powers[j + 1][0]
+                for m in range(j + 1):
+                    w_new[j, m] = powers[j - m][0] @ self._b_new
+                    w_old[j, m] = powers[j - m][0] @ self._b_old
+            for m in range(block):
+                w_new[block:, m] = powers[block - 1 - m] @ self._b_new
+                w_old[block:, m] = powers[block - 1 - m] @ self._b_old
+            plan = (w_new, w_old, carry, powers[block])
+            self._blocks[block] = plan
+        return plan
+
+    def initial_state(self, kern: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """The state (d, N) at the first output of window ``a``, summed directly."""
+        k = kern.size
+        head = a[:k]
+        if self.kind == "expon":
+            return (kern[::-1] @ head)[None, :]
+        p_kern = self.c * self.r ** np.arange(k)
+        return np.stack([kern[::-1] @ head, p_kern[::-1] @ head])
+
+
 class FirStage:
     """One streaming FIR filter ``y = (kern * x)[delay:]`` along axis 0.
 
@@ -187,6 +330,18 @@ class FirStage:
         self._sparse_out_values = int(sparse_out_values)
         self._sparse_entries = int(sparse_entries)
         self._compiled = bool(compiled)
+        # The recursive method: the kernel's recurrence (None for kernels
+        # that have none), the smallest positive input value seen, and
+        # whether a negative one was (the method needs inputs >= 0).
+        self._recursion = Recursion.detect(kern)
+        self._smallest_input = math.inf
+        self._largest_input = 0.0
+        self._negative_input = False
+        #: Output rows computed by the recursive method, and those of them
+        #: recomputed as direct sums because its round-off bound was too
+        #: large (for tests and diagnostics).
+        self.recursive_rows = 0
+        self.recursive_fallback_rows = 0
 
     # -- bookkeeping
 
@@ -210,10 +365,23 @@ class FirStage:
         if x.size == 0:
             self.rows_in += n_rows
             return out
-        if self.method == "auto":
-            method = self._choose_method(np.count_nonzero(x) / x.size)
-        else:
-            method = self.method
+        method = self.method
+        density = None
+        if method == "auto":
+            density = np.count_nonzero(x) / x.size
+            method = self._choose_method(density)
+        if method == "recursive":
+            # the method needs the smallest positive value and no negative
+            # ones; NaN and infinities are non-zero, so checking the gathered
+            # values is enough
+            values = x.reshape(-1)[flat_nonzero(x)]
+            if validate and not np.isfinite(values).all():
+                raise ValueError("spikes hold NaN or infinite values")
+            validate = False
+            if not self._note_inputs(values):
+                if density is None:
+                    density = values.size / x.size
+                method = self._choose_method(density)
         if method == "sparse":
             flat = flat_nonzero(x)
             values = x.reshape(-1)[flat]
@@ -249,8 +417,11 @@ class FirStage:
             self.rows_in += n_rows
             return out
         method = self.method
+        density = values.size / (n_rows * self.n_units)
         if method == "auto":
-            method = self._choose_method(values.size / (n_rows * self.n_units))
+            method = self._choose_method(density)
+        if method == "recursive" and not self._note_inputs(values):
+            method = self._choose_method(density)
         if method == "sparse":
             self._run_sparse(n_rows, rows, units, values, out)
         else:
@@ -268,7 +439,39 @@ class FirStage:
             out = np.empty((self.rows_ready(n_rows), self.n_units))
         return out
 
-    def _choose_method(self, density: float) -> str:
+    def _note_inputs(self, values: np.ndarray) -> bool:
+        """Record the chunk's non-zero input values; may it go recursive?"""
+        if self._recursion is None:
+            return False
+        if values.size:
+            low, high = float(values.min()), float(values.max())
+            if low < 0:
+                self._negative_input = True
+            else:
+                self._smallest_input = min(self._smallest_input, low)
+                self._largest_input = max(self._largest_input, high)
+        return self._recursion_viable()
+
+    def _recursion_viable(self) -> bool:
+        """Whether the recursive method may meet its round-off bound.
+
+        The bound of a group uses its peak output, which spike trains keep
+        far below its a priori bound (the kernel's sum times the largest
+        input); beyond a factor of 100 the groups would mostly fall back to
+        direct sums after the work of the recurrence.
+        """
+        if self._recursion is None or self._negative_input:
+            return False
+        if self._largest_input == 0:
+            return True
+        smallest = self._recursion.kern_min * self._smallest_input
+        memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
+        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
+        bound = 2.0 * np.finfo(np.float64).eps * memory * peak_bound
+        return bound <= 100.0 * _RECURSIVE_TOLERANCE * smallest
+
+    def _method_costs(self, density: float) -> dict[str, float]:
+        """Predicted cost of each method in ns per output value."""
         k = self.n_taps
         # Costs in ns per output value measured on 2 cores (AMD EPYC,
         # OpenBLAS, pocketfft; 100 and 500 units, kernels of 50 to 800 taps,
@@ -283,6 +486,14 @@ class FirStage:
             "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
+        if self._recursion_viable():
+            # a matrix product of B + d taps per value, the chaining of the
+            # blocks' states, and a direct sum per group of rows
+            cost["recursive"] = 2.0 + 0.02 * (_RECURSIVE_BLOCK + 2)
+        return cost
+
+    def _choose_method(self, density: float) -> str:
+        cost = self._method_costs(density)
         return min(cost, key=cost.get)
 
     # -- dense input: direct or FFT
@@ -322,13 +533,35 @@ class FirStage:
         self.rows_in += n_rows
 
     def _valid(self, a: np.ndarray, out: np.ndarray, method: str) -> None:
-        """Valid-mode correlation of ``a`` (R, N) with the reversed kernel."""
+        """Valid-mode correlation of ``a`` (R, N) with the reversed kernel.
+
+        Columns go in as many parts as there are threads (see
+        :mod:`spikerates.threads`), each part's BLAS calls on one thread.
+        """
         if self._all_zero:
             out[...] = 0.0
-        elif method == "direct":
-            self._valid_direct(a, out)
-        else:
-            self._valid_fft(a, out)
+            return
+        compute = {
+            "direct": self._valid_direct,
+            "recursive": self._valid_recursive,
+            "fft": self._valid_fft,
+        }[method]
+        n_out, n_units = out.shape
+        parts = min(threads.get(), n_units // _MIN_THREAD_COLUMNS)
+        if n_out * n_units < _MIN_THREAD_VALUES:
+            parts = 1
+        with threads.blas_serial():
+            if parts <= 1:
+                compute(a, out)
+                return
+            edges = np.linspace(0, n_units, parts + 1).astype(int)
+            threads.map_threads(
+                lambda cols: compute(
+                    a[:, cols[0] : cols[1]], out[:, cols[0] : cols[1]]
+                ),
+                list(zip(edges[:-1], edges[1:], strict=True)),
+                parts,
+            )
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
     # the input window, so that out_block = T @ window.
@@ -356,6 +589,89 @@ class FirStage:
                 np.matmul(t_mat, window, out=out[i0 : i0 + b])
             else:
                 np.matmul(t_mat[:b, : b + k - 1], window, out=out[i0 : i0 + b])
+
+    def _valid_recursive(self, a: np.ndarray, out: np.ndarray) -> None:
+        # Groups of rows, each restarted from a direct sum (so the round-off
+        # of one group never reaches the next) and checked against its bound.
+        n_out, n_units = out.shape
+        if n_out == 0:
+            return
+        smallest = self._recursion.kern_min * self._smallest_input
+        if not math.isfinite(smallest):  # no spike seen: all windows empty
+            out[...] = 0.0
+            return
+        k = self.n_taps
+        block = _RECURSIVE_BLOCK
+        memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
+        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
+        rows = max(4 * block, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
+        rows = -(-rows // block) * block + 1
+        for g0 in range(0, n_out, rows):
+            g1 = min(n_out, g0 + rows)
+            window = a[g0 : g1 + k - 1]
+            group = out[g0:g1]
+            self._recursive_group(window, group)
+            self.recursive_rows += g1 - g0
+            # round-off bound of the group against its smallest possible
+            # non-zero output (module constants: see Recursion); the peak
+            # output is at most the kernel's sum times the largest input,
+            # and is measured only when that does not settle it
+            scale = 2.0 * np.finfo(np.float64).eps * memory
+            if scale * peak_bound > _RECURSIVE_TOLERANCE * smallest:
+                peak = float(group.max())
+                if scale * peak > _RECURSIVE_TOLERANCE * smallest:
+                    self._valid_direct(window, group)
+                    self.recursive_fallback_rows += g1 - g0
+                    continue
+            # windows without spikes: exact zeros
+            np.copyto(group, 0.0, where=group < 0.5 * smallest)
+
+    def _recursive_group(self, a: np.ndarray, out: np.ndarray) -> None:
+        """out[i] = sum_k kern[k] a[i + K - 1 - k] by the kernel's recurrence."""
+        rec = self._recursion
+        k = self.n_taps
+        n_out, n_units = out.shape
+        state = rec.initial_state(self.kern, a)  # (d, N) at output 0
+        out[0] = state[0]
+        done = 1
+        block = _RECURSIVE_BLOCK
+        while done < n_out:
+            n_blocks = (n_out - done) // block
+            if n_blocks == 0:
+                block = n_out - done
+                n_blocks = 1
+            w_new, w_old, carry, a_block = rec.block_matrices(block)
+            span = n_blocks * block
+            # output i takes the row entering the support, a[i + K - 1], and
+            # the one leaving it, a[i - 1]
+            entering = a[done + k - 1 : done + k - 1 + span].reshape(
+                n_blocks, block, n_units
+            )
+            leaving = a[done - 1 : done - 1 + span].reshape(n_blocks, block, n_units)
+            local = np.matmul(w_new, entering)
+            local += np.matmul(w_old, leaving)
+            # chain the states at the ends of blocks, one block at a time
+            ends = local[:, block:, :]
+            before = np.empty((n_blocks, rec.order, n_units))
+            if rec.order == 1:
+                factor = float(a_block[0, 0])
+                for b in range(n_blocks):
+                    before[b] = state
+                    state = state * factor
+                    state += ends[b]
+            else:
+                for b in range(n_blocks):
+                    before[b] = state
+                    state = a_block @ state
+                    state += ends[b]
+            # outputs: the block's own part plus the carried state's (a
+            # broadcast product: matmul is slow for an inner size of 1 or 2)
+            target = out[done : done + span].reshape(n_blocks, block, n_units)
+            np.multiply(carry[:, :1], before[:, :1, :], out=target)
+            for j in range(1, rec.order):
+                target += carry[:, j : j + 1] * before[:, j : j + 1, :]
+            target += local[:, :block, :]
+            done += span
 
     # -- spikes: the sparse method
 

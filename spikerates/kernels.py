@@ -22,10 +22,17 @@ from spikerates.params import Integer, positive_seconds
 __all__ = [
     "KERNEL_KINDS",
     "KERNEL_METHODS",
+    "ExactKernel",
     "KernelFilter",
     "check_kind",
+    "composite_kernel",
+    "kernel_delay",
+    "kernel_margins",
     "kernel_stages",
+    "kernel_support",
+    "kernel_values",
     "sampled_kernel",
+    "truncated_mass",
 ]
 
 #: Convolution algorithms of :class:`KernelFilter` (see its ``method``).
@@ -91,6 +98,164 @@ def sampled_kernel(
             )
         kern = kern / mass
     return np.ascontiguousarray(kern, dtype=np.float64), delay
+
+
+def kernel_support(kind: str, tau_steps: float) -> tuple[float, float]:
+    """``[first, end)``: where a single kernel is defined, in steps.
+
+    The sampled kernel's taps sit at ``first, first + 1, ...`` below ``end``.
+    """
+    if kind in ("expon", "alpha"):
+        return 0.0, 5.0 * tau_steps
+    std = tau_steps / 2.0
+    return -4.0 * std, 4.0 * std
+
+
+def kernel_values(kind: str, x: np.ndarray, tau_steps: float) -> np.ndarray:
+    """A single kernel (unit area, 1/steps) at positions ``x`` in steps.
+
+    Zero outside :func:`kernel_support`.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    first, end = kernel_support(kind, tau_steps)
+    if kind == "expon":
+        values = np.exp(-x / tau_steps) / tau_steps
+    elif kind == "alpha":
+        values = x * np.exp(-x / tau_steps) / tau_steps**2
+    else:
+        std = tau_steps / 2.0
+        values = np.exp(-0.5 * (x / std) ** 2) / math.sqrt(2 * math.pi * std**2)
+    return np.where((x >= first) & (x < end), values, 0.0)
+
+
+def truncated_mass(kind: str) -> float:
+    """The area of a single kernel over its support (< 1: the tails are cut)."""
+    if kind == "expon":
+        return 1.0 - math.exp(-5.0)
+    if kind == "alpha":
+        return 1.0 - 6.0 * math.exp(-5.0)
+    return math.erf(4.0 / math.sqrt(2.0))
+
+
+def kernel_delay(kind: str, tau_steps: float, causal: bool) -> int:
+    """Delay in steps that centres a single kernel's output on the spike."""
+    if causal:
+        return 0
+    return int(np.round(tau_steps if kind in ("expon", "alpha") else 2 * tau_steps))
+
+
+def composite_kernel(
+    kind: str, tau_steps: float, *, normalize: bool = False, causal: bool = False
+) -> tuple[np.ndarray, int]:
+    """All stages of ``kind`` as one sampled kernel (weights per step) and its
+    delay: output row ``m`` is ``sum_k kern[k] x[m + delay - k]``, away from
+    the recording's ends."""
+    kern, delay = np.ones(1), 0
+    for stage_kind, stage_tau in kernel_stages(kind, tau_steps):
+        taps, lag = sampled_kernel(
+            stage_kind, stage_tau, normalize=normalize, causal=causal
+        )
+        kern, delay = np.convolve(kern, taps), delay + lag
+    return kern, delay
+
+
+def kernel_margins(
+    kind: str, tau_steps: float, *, causal: bool = False, stages: slice = slice(None)
+) -> tuple[int, int]:
+    """Rows of input before and after an output row that reach it.
+
+    Output row ``m`` depends on input rows ``m - before .. m + after``, for
+    the chosen stages of ``kind``.
+    """
+    before = after = 0
+    for stage_kind, stage_tau in kernel_stages(kind, tau_steps)[stages]:
+        taps, lag = sampled_kernel(
+            stage_kind, stage_tau, normalize=False, causal=causal
+        )
+        before += max(0, taps.size - 1 - lag)
+        after += lag
+    return before, after
+
+
+class ExactKernel:
+    """A single kernel evaluated at each spike's exact offset from grid times.
+
+    The rate at grid time ``t_m`` is ``sum_s K(t_m - s)`` over the spikes,
+    with ``K`` the continuous kernel of ``kind`` (scaled to unit area over
+    its support, in Hz per spike), delayed as the sampled kernel is, so that
+    spikes on grid times give the sampled kernel's shape.
+
+    Parameters
+    ----------
+    kind : {"gauss", "expon", "alpha"}
+    tau_steps : float
+        Time constant in steps of the grid.
+    dt : float
+        Grid step in seconds.
+    n_units : int
+    causal : bool
+        No delay (``expon`` and ``alpha`` only).
+    """
+
+    # Bound on the (spike, row) weights computed at once.
+    _ENTRIES = 1 << 20
+
+    def __init__(
+        self, kind: str, tau_steps: float, dt: float, n_units: int, causal: bool
+    ) -> None:
+        self.kind = kind
+        self.tau_steps = float(tau_steps)
+        self.dt = float(dt)
+        self.n_units = int(n_units)
+        self.first, self.end = kernel_support(kind, self.tau_steps)
+        self.delay = kernel_delay(kind, self.tau_steps, causal)
+        self.span = self.end - self.first
+        self.width = int(math.ceil(self.span)) + 1
+        self.scale = 1.0 / (self.dt * truncated_mass(kind))
+
+    def reach(self, k0: int, k1: int) -> tuple[float, float]:
+        """Fractional rows ``(lo, hi)``: spikes at rows strictly inside reach
+        output rows ``k0 .. k1 - 1``."""
+        return k0 + self.delay - self.span, k1 + self.delay
+
+    def rows(
+        self, k0: int, k1: int, spike_rows: np.ndarray, units: np.ndarray
+    ) -> np.ndarray:
+        """Rates in Hz at output rows ``k0 .. k1 - 1``.
+
+        Parameters
+        ----------
+        k0, k1 : int
+            Output rows (grid time ``t_m`` is at row ``m``).
+        spike_rows : (S,) ndarray of float64
+            Each spike's position in rows: ``(s - t_0) / dt`` with ``t_0``
+            the time of row 0.
+        units : (S,) ndarray of int
+            Each spike's unit.
+
+        Returns
+        -------
+        (k1 - k0, N) ndarray of float64
+        """
+        n_rows, n_units = k1 - k0, self.n_units
+        acc = np.zeros(n_rows * n_units)
+        if spike_rows.size == 0 or n_rows == 0:
+            return acc.reshape(n_rows, n_units)
+        # The first row whose position in the kernel is at or after its start.
+        m_first = np.ceil(spike_rows - self.delay).astype(np.int64)
+        offsets = np.arange(self.width)
+        step = max(1, self._ENTRIES // self.width)
+        for i0 in range(0, spike_rows.size, step):
+            j = spike_rows[i0 : i0 + step, None]
+            m = m_first[i0 : i0 + step, None] + offsets
+            # Position of row m in the kernel, in steps.
+            x = (m - j) + (self.delay + self.first)
+            keep = (m >= k0) & (m < k1) & (x >= self.first) & (x < self.end)
+            weights = kernel_values(self.kind, x[keep], self.tau_steps)
+            index = (m - k0) * n_units + units[i0 : i0 + step, None]
+            acc += np.bincount(index[keep], weights, minlength=acc.size)
+        acc *= self.scale
+        return acc.reshape(n_rows, n_units)
 
 
 class KernelFilter:

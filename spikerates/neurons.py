@@ -144,6 +144,8 @@ class _Param:
 
     def __set__(self, obj, value) -> None:
         setattr(obj, self.attr, self.check(self.name, value))
+        # constants cached for a step are recomputed after any change
+        obj._revision = getattr(obj, "_revision", 0) + 1
 
 
 # ---------------------------------------------------------------------------
@@ -443,14 +445,25 @@ class SoftLIFRate(LIFRate):
 
 
 class _Workspace:
-    """Scratch arrays for one state shape, reused across steps."""
+    """Scratch arrays and constants for stepping one state shape.
 
-    __slots__ = ("a", "b", "spiked")
+    The constants are 0-d arrays in the state's dtype: passed to a ufunc
+    they give the same result as the Python floats they stand for, at a
+    fraction of the call's cost (a Python float is converted at every
+    call). They are computed for one model, one time step and one revision
+    of the model's parameters, and recomputed when any of these changes.
+    """
+
+    __slots__ = ("a", "b", "spiked", "refractory", "rows", "key", "const")
 
     def __init__(self, shape: tuple[int, ...], dtype=np.float64, a_dtype=None) -> None:
         self.a = np.empty(shape, dtype=dtype if a_dtype is None else a_dtype)
         self.b = np.empty(shape, dtype=dtype)
         self.spiked = np.empty(shape, dtype=bool)
+        self.refractory = np.empty(shape, dtype=bool)
+        self.rows = np.empty((0, *shape), dtype=dtype)
+        self.key: tuple | None = None
+        self.const: dict[str, np.ndarray] = {}
 
 
 class LIF(LIFRate):
@@ -474,6 +487,7 @@ class LIF(LIFRate):
 
     spiking = True
     min_voltage = _Param(_check_nonpositive_or_minus_inf)
+    _uses_above = True  # the step loop takes J - 1
     _param_names = ("tau_rc", "tau_ref", "min_voltage", "amplitude")
 
     def __init__(
@@ -489,6 +503,38 @@ class LIF(LIFRate):
     def make_workspace(self, shape: tuple[int, ...], dtype=np.float64) -> _Workspace:
         """Scratch arrays for repeated :meth:`step_into` calls on one shape."""
         return _Workspace(shape, dtype)
+
+    def _constants(self, dt: float, work: _Workspace) -> dict[str, np.ndarray]:
+        """The step's constants as 0-d arrays of the workspace's dtype."""
+        key = (self, self._revision, dt)
+        if work.key != key:
+            dtype = work.b.dtype
+
+            def scalar(value: float) -> np.ndarray:
+                return np.asarray(value, dtype=dtype)
+
+            full = np.full(1, dt, dtype=dtype)
+            # the voltage factor of a whole step, computed by the same ufuncs
+            # (and in the same dtype) as the per-neuron factor it stands for
+            np.divide(full, -self.tau_rc, out=full)
+            np.expm1(full, out=full)
+            work.const = {
+                "dt": scalar(dt),
+                "zero": scalar(0.0),
+                "one": scalar(1.0),
+                "minus_tau_rc": scalar(-self.tau_rc),
+                "tau_rc": scalar(self.tau_rc),
+                "tau_ref": scalar(self.tau_ref),
+                "min_voltage": scalar(self.min_voltage),
+                "factor": full.reshape(()),
+                # FastLIF's voltage increment and spike time are float64
+                # whatever the state's dtype
+                "minus_factor_f64": np.asarray(-np.expm1(-dt / self.tau_rc)),
+                "dt_f64": np.asarray(dt, dtype=np.float64),
+                "tau_ref_f64": np.asarray(self.tau_ref, dtype=np.float64),
+            }
+            work.key = key
+        return work.const
 
     def step(
         self,
@@ -544,49 +590,134 @@ class LIF(LIFRate):
         invalid="ignore", over="ignore")`` so that a degenerate state (a
         voltage above 1 with ``J == 1``) gives NaN quietly, as in
         :meth:`step`. ``J``, ``output``, ``voltage`` and
-        ``refractory_time`` are 1-D arrays of ``work``'s shape.
+        ``refractory_time`` are 1-D arrays of ``work``'s shape and dtype.
         """
-        tau_rc = self.tau_rc
-        delta_t, tmp, spiked = work.a, work.b, work.spiked
+        self._steps(
+            dt,
+            J[np.newaxis],
+            None,
+            output[np.newaxis],
+            voltage,
+            refractory_time,
+            work,
+            False,
+        )
 
-        refractory_time -= dt
-        # a neuron leaving its refractory period partway through the step
-        # integrates only for the rest of the step
-        np.subtract(dt, refractory_time, out=delta_t)
-        np.maximum(delta_t, 0.0, out=delta_t)
-        np.minimum(delta_t, dt, out=delta_t)
+    def step_rows(
+        self,
+        dt: float,
+        J: np.ndarray,
+        output: np.ndarray,
+        voltage: np.ndarray,
+        refractory_time: np.ndarray,
+        work: _Workspace,
+        output_is_zero: bool = False,
+    ) -> None:
+        """Advance the state by one time step per row of ``J``.
 
-        # exact integration with J held over the step (zero-order hold):
-        # v <- v + (J - v) * (1 - exp(-delta_t / tau_rc))
-        np.divide(delta_t, -tau_rc, out=delta_t)
-        np.expm1(delta_t, out=delta_t)
-        np.subtract(J, voltage, out=tmp)
-        tmp *= delta_t
-        voltage -= tmp
+        The same arithmetic as repeated :meth:`step_into` calls, at a lower
+        cost per step; under the same error state.
 
-        np.greater(voltage, 1.0, out=spiked)
-        # spiking voltages are > 1, so the floor can be applied first
-        np.maximum(voltage, self.min_voltage, out=voltage)
+        Parameters
+        ----------
+        dt : float
+            Time step in seconds.
+        J : ndarray
+            Input current, shape (B, n): row ``i`` during the ``i``-th step.
+        output : ndarray
+            Shape (B, n); row ``i`` receives the spikes of the ``i``-th
+            step (``amplitude / dt``, else 0).
+        voltage, refractory_time : ndarray
+            State of shape (n,) of ``work``'s dtype, updated in place.
+        work : workspace
+            From :meth:`make_workspace` for shape (n,).
+        output_is_zero : bool, optional
+            ``output`` holds zeros already, so only the spikes are written.
+        """
+        above = None
+        if self._uses_above:
+            # J - 1, for the spike times, costs less for a block of rows at
+            # once (into a buffer kept in the workspace)
+            if work.rows.shape[0] < J.shape[0] or work.rows.dtype != J.dtype:
+                work.rows = np.empty(J.shape, dtype=J.dtype)
+            above = np.subtract(
+                J, np.asarray(1.0, dtype=J.dtype), out=work.rows[: J.shape[0]]
+            )
+        self._steps(
+            dt, J, above, output, voltage, refractory_time, work, output_is_zero
+        )
 
-        # only the neurons that spiked need a spike time; working on their
-        # gathered values is faster than masked full-length ufuncs (few
-        # neurons spike in one step, and log1p is costly)
-        idx = spiked.nonzero()[0]  # spiked is 1-D
-        output.fill(0.0)
-        if idx.size:
-            output[idx] = self.amplitude / dt
-            # spike time inside the step from v(t_s) = 1:
-            # t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1))
-            t_spike = voltage[idx]
-            np.subtract(1.0, t_spike, out=t_spike)
-            t_spike /= J[idx] - 1.0
-            np.log1p(t_spike, out=t_spike)
-            t_spike *= tau_rc
-            t_spike += dt
-            # the refractory period runs from the spike time
-            t_spike += self.tau_ref
-            refractory_time[idx] = t_spike
-            voltage[idx] = 0.0
+    def _steps(
+        self, dt, J, above, output, voltage, refractory_time, work, output_is_zero
+    ) -> None:
+        """The step loop; ``above`` is ``J - 1`` or None (computed as needed)."""
+        c = self._constants(dt, work)
+        factor, tmp, spiked, refractory = work.a, work.b, work.spiked, work.refractory
+        subtract, multiply, divide, add = np.subtract, np.multiply, np.divide, np.add
+        greater, maximum, expm1, log1p = np.greater, np.maximum, np.expm1, np.log1p
+        c_dt, c_zero, c_one = c["dt"], c["zero"], c["one"]
+        c_factor, c_minus_tau_rc = c["factor"], c["minus_tau_rc"]
+        c_tau_rc, c_tau_ref, c_min_voltage = c["tau_rc"], c["tau_ref"], c["min_voltage"]
+        floor = self.min_voltage > -math.inf
+        spike_value = self.amplitude / dt
+
+        for i in range(J.shape[0]):
+            current, out = J[i], output[i]
+            subtract(refractory_time, c_dt, refractory_time)
+            greater(refractory_time, c_zero, refractory)
+            ref = refractory.nonzero()[0]  # refractory is 1-D
+
+            # exact integration with J held over the step (zero-order hold):
+            # v <- v + (J - v) * (1 - exp(-delta_t / tau_rc)), where the
+            # active time delta_t = clip(dt - refractory_time, 0, dt) is the
+            # whole step for every neuron out of its refractory period; only
+            # the others need their own factor (few are refractory in one
+            # step, and expm1 is costly)
+            subtract(current, voltage, tmp)
+            if ref.size:
+                factor.fill(c_factor)
+                delta_t = refractory_time[ref]
+                subtract(c_dt, delta_t, delta_t)
+                # refractory_time > 0 here, so dt - refractory_time <= dt
+                maximum(delta_t, c_zero, out=delta_t)
+                divide(delta_t, c_minus_tau_rc, delta_t)
+                expm1(delta_t, delta_t)
+                factor[ref] = delta_t
+                multiply(tmp, factor, tmp)
+            else:
+                multiply(tmp, c_factor, tmp)
+            subtract(voltage, tmp, voltage)
+
+            greater(voltage, c_one, spiked)
+            # spiking voltages are > 1, so the floor can be applied first
+            if floor:
+                maximum(voltage, c_min_voltage, out=voltage)
+
+            # only the neurons that spiked need a spike time; working on
+            # their gathered values is faster than masked full-length ufuncs
+            # (few neurons spike in one step, and log1p is costly)
+            idx = spiked.nonzero()[0]  # spiked is 1-D
+            if not output_is_zero:
+                out.fill(0.0)
+            if idx.size:
+                out[idx] = spike_value
+                # spike time inside the step from v(t_s) = 1:
+                # t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1))
+                t_spike = voltage[idx]
+                subtract(c_one, t_spike, t_spike)
+                if above is None:
+                    j_above = current[idx]
+                    subtract(j_above, c_one, j_above)
+                else:
+                    j_above = above[i, idx]
+                divide(t_spike, j_above, t_spike)
+                log1p(t_spike, t_spike)
+                multiply(t_spike, c_tau_rc, t_spike)
+                add(t_spike, c_dt, t_spike)
+                # the refractory period runs from the spike time
+                add(t_spike, c_tau_ref, t_spike)
+                refractory_time[idx] = t_spike
+                voltage[idx] = 0.0
 
 
 class FastLIF(LIF):
@@ -602,56 +733,79 @@ class FastLIF(LIF):
     ``amplitude / dt``.
     """
 
+    _uses_above = False
+
     def make_workspace(self, shape: tuple[int, ...], dtype=np.float64) -> _Workspace:
         """Scratch arrays for repeated :meth:`step_into` calls on one shape."""
         # the voltage increment is kept in float64 whatever the state's
         # dtype, as in the reference (it scales by a float64 scalar)
         return _Workspace(shape, dtype, a_dtype=np.float64)
 
-    def step_into(
-        self,
-        dt: float,
-        J: np.ndarray,
-        output: np.ndarray,
-        voltage: np.ndarray,
-        refractory_time: np.ndarray,
-        work: _Workspace,
+    def _steps(
+        self, dt, J, above, output, voltage, refractory_time, work, output_is_zero
     ) -> None:
-        """:meth:`step` with caller-owned scratch arrays (see :meth:`LIF.step_into`)."""
-        dv, scale, spiked = work.a, work.b, work.spiked
+        """The step loop (``above`` is unused)."""
+        c = self._constants(dt, work)
+        dv, spiked, refractory = work.a, work.spiked, work.refractory
+        subtract, multiply, divide, add = np.subtract, np.multiply, np.divide, np.add
+        greater, maximum, minimum = np.greater, np.maximum, np.minimum
+        c_dt, c_zero, c_one, c_min_voltage = (
+            c["dt"],
+            c["zero"],
+            c["one"],
+            c["min_voltage"],
+        )
+        c_minus_factor, c_dt_f64, c_tau_ref_f64 = (
+            c["minus_factor_f64"],
+            c["dt_f64"],
+            c["tau_ref_f64"],
+        )
+        floor = self.min_voltage > -math.inf
+        spike_value = self.amplitude / dt
 
-        # exponential integration over the full step (numpy's expm1, not
-        # math's: the two can differ in the last bit)
-        np.subtract(J, voltage, out=dv)
-        dv *= -np.expm1(-dt / self.tau_rc)
-        voltage += dv
-        np.maximum(voltage, self.min_voltage, out=voltage)
+        for i in range(J.shape[0]):
+            current, out = J[i], output[i]
+            # exponential integration over the full step; the factor is a
+            # float64 scalar, as in the reference (numpy's expm1, not
+            # math's: the two can differ in the last bit)
+            subtract(current, voltage, dv)
+            multiply(dv, c_minus_factor, dv)
+            add(voltage, dv, voltage)
+            if floor:
+                maximum(voltage, c_min_voltage, out=voltage)
 
-        refractory_time -= dt
-        # linear approximation of a partial step: scale the voltage by the
-        # fraction of the step spent out of the refractory period
-        np.divide(refractory_time, dt, out=scale)
-        np.subtract(1.0, scale, out=scale)
-        np.maximum(scale, 0.0, out=scale)
-        np.minimum(scale, 1.0, out=scale)
-        voltage *= scale
+            subtract(refractory_time, c_dt, refractory_time)
+            greater(refractory_time, c_zero, refractory)
+            ref = refractory.nonzero()[0]  # refractory is 1-D
+            if ref.size:
+                # linear approximation of a partial step: scale the voltage
+                # by the fraction of the step spent out of the refractory
+                # period (the fraction is 1, a no-op, for the other neurons)
+                scale = refractory_time[ref]
+                divide(scale, c_dt, scale)
+                subtract(c_one, scale, scale)
+                maximum(scale, c_zero, out=scale)
+                minimum(scale, c_one, out=scale)
+                voltage[ref] *= scale
 
-        np.greater(voltage, 1.0, out=spiked)
+            greater(voltage, c_one, spiked)
 
-        idx = spiked.nonzero()[0]  # spiked is 1-D
-        output.fill(0.0)
-        if idx.size:
-            output[idx] = self.amplitude / dt
-            # spike time inside the step by linear interpolation of the
-            # voltage: the overshoot (v - 1) / dv is the fraction of the step
-            # after the threshold crossing
-            t_spike = voltage[idx] - 1.0
-            t_spike = t_spike / dv[idx]
-            np.subtract(1.0, t_spike, out=t_spike)
-            t_spike *= dt
-            t_spike += self.tau_ref
-            refractory_time[idx] = t_spike
-            voltage[idx] = 0.0
+            idx = spiked.nonzero()[0]  # spiked is 1-D
+            if not output_is_zero:
+                out.fill(0.0)
+            if idx.size:
+                out[idx] = spike_value
+                # spike time inside the step by linear interpolation of the
+                # voltage: the overshoot (v - 1) / dv is the fraction of the
+                # step after the threshold crossing
+                t_spike = voltage[idx]
+                subtract(t_spike, c_one, t_spike)
+                t_spike = t_spike / dv[idx]
+                subtract(c_one, t_spike, t_spike)
+                multiply(t_spike, c_dt_f64, t_spike)
+                add(t_spike, c_tau_ref_f64, t_spike)
+                refractory_time[idx] = t_spike
+                voltage[idx] = 0.0
 
 
 # ---------------------------------------------------------------------------

@@ -159,22 +159,23 @@ def _run(
     dt: float,
     voltage: np.ndarray,
     chunk_steps: int,
-    out: np.ndarray | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Step the population over ``x``, yielding ``(t, spikes)`` per chunk.
 
-    Chunks are views into ``out`` when given, else fresh arrays.
+    Each chunk is a fresh array; ``voltage`` is updated in place.
     """
     n_neurons = scaled_gain.size
     n_steps = x.size
     refractory_time = np.zeros(n_neurons)
     work = neuron_type.make_workspace((n_neurons,))
-    step = neuron_type.step_into
     block = max(1, min(chunk_steps, _J_BLOCK_BYTES // (8 * n_neurons)))
     current = np.empty((block, n_neurons))
     for k0 in range(0, n_steps, chunk_steps):
         k1 = min(k0 + chunk_steps, n_steps)
-        spikes = np.empty((k1 - k0, n_neurons)) if out is None else out[k0:k1]
+        # zeros: large arrays come from fresh pages that the system zeroes
+        # on first touch (in huge pages where it can), so the step writes
+        # only the spikes
+        spikes = np.zeros((k1 - k0, n_neurons))
         # not held across the yield, so the caller's error state is untouched
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             for b0 in range(k0, k1, block):
@@ -182,9 +183,15 @@ def _run(
                 J = current[: b1 - b0]
                 np.multiply(x[b0:b1, np.newaxis], scaled_gain, out=J)
                 J += bias
-                rows = spikes[b0 - k0 : b1 - k0]
-                for i in range(b1 - b0):
-                    step(dt, J[i], rows[i], voltage, refractory_time, work)
+                neuron_type.step_rows(
+                    dt,
+                    J,
+                    spikes[b0 - k0 : b1 - k0],
+                    voltage,
+                    refractory_time,
+                    work,
+                    output_is_zero=True,
+                )
         yield dt * np.arange(k0 + 1, k1 + 1), spikes
 
 
@@ -269,11 +276,10 @@ def simulate(
     scaled_gain, bias, voltage = _population_arrays(
         gain, bias, encoders, initial_voltage
     )
-    spikes = np.empty((x.size, scaled_gain.size))
-    chunk_steps = max(x.size, 1)
-    for _ in _run(neuron_type, scaled_gain, bias, x, dt, voltage, chunk_steps, spikes):
-        pass
-    return dt * np.arange(1, x.size + 1), spikes
+    if x.size == 0:
+        return np.zeros(0), np.zeros((0, scaled_gain.size))
+    ((t, spikes),) = _run(neuron_type, scaled_gain, bias, x, dt, voltage, x.size)
+    return t, spikes
 
 
 def measure_rates(

@@ -198,6 +198,12 @@ class Grid:
         k0, k1 = self._range(k0, k1)
         return self.t_start + (np.arange(k0, k1, dtype=np.int64) + 1) * self.dt
 
+    def steps_to(self, time: float) -> int:
+        """The integer ``j`` with ``t_start + (j-1)*dt < time <= t_start + j*dt``
+        (snapped as :func:`bin_index` snaps): the bins from ``t_start`` up to
+        the one holding ``time``, counted with sign."""
+        return _snapped_ceil(float(time), self.t_start, self.dt)
+
     def _range(self, k0: int, k1: int | None) -> tuple[int, int]:
         k1 = self.n_steps if k1 is None else int(k1)
         k0 = int(k0)
@@ -378,8 +384,9 @@ class SpikeTrains:
         File the spikes came from (named in error messages).
     obs_intervals : list of ndarray, optional
         Per unit, a (K, 2) array of ``[start, stop]`` times in seconds where
-        the unit was observed (NWB ``obs_intervals``). ``None`` means every
-        unit is observed over the whole recording window.
+        the unit was observed (NWB ``obs_intervals``), or None for a unit
+        observed over the whole recording. ``None`` means every unit is
+        observed over the whole recording window.
     label_column : str, optional
         Name of the column the labels came from (``quality``, ``group``,
         ``KSLabel``...), so that writers can give them back under that name.
@@ -479,6 +486,10 @@ class SpikeTrains:
             )
         checked = []
         for i, iv in enumerate(intervals):
+            if iv is None:
+                # This unit is observed over the whole recording.
+                checked.append(None)
+                continue
             arr = np.asarray(iv, dtype=np.float64).reshape(-1, 2)
             if not np.all(np.isfinite(arr)) or np.any(arr[:, 1] < arr[:, 0]):
                 raise SpikeDataError(
@@ -636,7 +647,9 @@ class SpikeTrains:
                 None
                 if self.obs_intervals is None
                 else [
-                    intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
+                    None
+                    if iv is None
+                    else intersect_intervals(iv, [[grid.t_start, grid.t_stop]])
                     for iv in self.obs_intervals
                 ],
             )
@@ -695,10 +708,9 @@ class SpikeTrains:
             trains.append(np.concatenate(parts) if parts else times[:0])
         observed = []
         for unit in range(self.n_units):
-            if self.obs_intervals is None:
+            base = None if self.obs_intervals is None else self.obs_intervals[unit]
+            if base is None:
                 base = np.array([[t_lo, t_hi]])
-            else:
-                base = self.obs_intervals[unit]
             observed.append(intersect_intervals(base, epochs))
         return self._with(trains, t_lo, t_hi, observed)
 

@@ -29,7 +29,7 @@ def mixed_spikes():
     return t, spikes.copy()
 
 
-@pytest.mark.parametrize("method", ["sparse", "direct", "fft"])
+@pytest.mark.parametrize("method", ["sparse", "direct", "fft", "recursive"])
 @pytest.mark.parametrize(("kind", "tau"), itertools.product(KERNEL_KINDS, [0.002, 0.3]))
 def test_every_method_matches_reference(mixed_spikes, kind, tau, method):
     t, spikes = mixed_spikes
@@ -41,7 +41,7 @@ def test_every_method_matches_reference(mixed_spikes, kind, tau, method):
     assert_matches(ours, expected)
 
 
-@pytest.mark.parametrize("method", ["sparse", "direct", "fft"])
+@pytest.mark.parametrize("method", ["sparse", "direct", "fft", "recursive"])
 def test_methods_agree_on_dense_signed_input(method):
     # Second stages of expogauss see dense input; make sure no method relies
     # on positive values or on sparsity.
@@ -98,7 +98,7 @@ def ordered(rows, units, order, rng):
 
 
 @pytest.mark.parametrize("order", ["unit", "row", "shuffled"])
-@pytest.mark.parametrize("method", ["auto", "sparse", "direct", "fft"])
+@pytest.mark.parametrize("method", ["auto", "sparse", "direct", "fft", "recursive"])
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 def test_spike_entries_equal_dense_chunks(kind, method, order):
     n_steps, n_units = 900, 4

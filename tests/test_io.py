@@ -35,6 +35,18 @@ EXT = {"hdf5": ".h5", "npz": ".npz", "csv": ".csv", "tsv": ".tsv"}
 PAIRS = list(itertools.product(WRITE_FORMATS, repeat=2))
 # Formats that keep unit labels and the recording window.
 RICH = {"hdf5", "npz"}
+TEXT = {"csv", "tsv"}
+EPS = np.finfo(np.float64).eps
+
+
+def grid_decimals(t_start: float, dt: float, n: int) -> np.ndarray:
+    """Times ``t_start + (k+1)*dt`` computed in decimal from the shortest
+    texts of ``t_start`` and ``dt``."""
+    from decimal import Decimal
+
+    texts = (repr(float(t_start)), repr(float(dt)))
+    start, step = (Decimal(x) for x in texts)
+    return np.array([float(start + (k + 1) * step) for k in range(n)])
 
 
 def assert_same_trains(a: SpikeTrains, b: SpikeTrains) -> None:
@@ -128,6 +140,7 @@ def test_events_round_trip_across_formats(fmt_a, fmt_b, trains):
 @given(data=dense_spikes())
 def test_dense_round_trip_across_formats(fmt_a, fmt_b, data):
     t, spikes, ids, dt = data
+    t0 = round(float(t[0] - dt), 6)  # the drawn start: 0, -0.5 or 100
     with tempfile.TemporaryDirectory() as tmp:
         first = os.path.join(tmp, "a" + EXT[fmt_a])
         second = os.path.join(tmp, "b" + EXT[fmt_b])
@@ -137,8 +150,20 @@ def test_dense_round_trip_across_formats(fmt_a, fmt_b, data):
         sio.write_dense(second, back.t, back.spikes, back.unit_ids)
         again = sio.read_spikes(second, dt=dt)
     expected_values = decide_values(spikes, dt)
+    # Text prints the decimals of the grid (0.3, not 0.30000000000000004):
+    # within float noise of t, exactly the decimal times for a decimal step,
+    # and the same again when read back and written again.
+    decimals = grid_decimals(t0, dt, t.size) if dt != 1 / 30000 else None
+    for dense, text in ((back, fmt_a in TEXT), (again, bool(TEXT & {fmt_a, fmt_b}))):
+        if not text:
+            np.testing.assert_array_equal(dense.t, t)
+            continue
+        np.testing.assert_allclose(dense.t, t, rtol=0, atol=64 * EPS * (abs(t0) + 1))
+        if decimals is not None:
+            np.testing.assert_array_equal(dense.t, decimals)
+    if fmt_a in TEXT:
+        np.testing.assert_array_equal(again.t, back.t)
     for dense in (back, again):
-        np.testing.assert_array_equal(dense.t, t)
         assert dense.unit_ids.tolist() == ids.tolist()
         assert dense.values == expected_values
         stored = np.asarray(dense.spikes)
@@ -580,7 +605,11 @@ def test_matrix_writer_round_trip(tmp_path, rng, fmt, dtype):
     else:
         table = pd.read_csv(target, sep="\t" if fmt == "tsv" else ",")
         assert list(table.columns) == ["t", "4", "8", "15"]
-        np.testing.assert_array_equal(table["t"].to_numpy(), t)
+        # The grid's decimals (0.009, not 0.009000000000000001).
+        np.testing.assert_array_equal(
+            table["t"].to_numpy(), grid_decimals(0.0, 0.001, n_rows)
+        )
+        assert "0.009," in target.read_text().replace("\t", ",")
         np.testing.assert_array_equal(table.to_numpy()[:, 1:].astype(dtype), expected)
         got_ids = ids
     assert got_ids.tolist() == ids.tolist()

@@ -56,6 +56,7 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     data = read_source(job.source, read)
+    report.count(data)
     dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):
         dt = data.dt

@@ -200,6 +200,88 @@ def output_options(default_to_help: str, *, batch: bool = True) -> FC:
     )
 
 
+def _store_batch_option(ctx: click.Context, param: click.Parameter, value: Any):
+    from spikerates.cli.runner import batch_options as current
+
+    if param.name == "shard" and value is not None:
+        from spikerates.batch import parse_shard
+        from spikerates.errors import ParameterError
+
+        try:
+            parse_shard(value)
+        except ParameterError as exc:
+            raise click.BadParameter(exc.message) from None
+    setattr(current(ctx), param.name, value)
+    return value
+
+
+def batch_options() -> list[FC]:
+    """How several inputs are run: ``--jobs``, ``--engine``, ``--scheduler``,
+    ``--shard``, ``--skip-existing``, ``--log``.
+
+    ``--jobs`` is passed to the command; the others are kept for
+    :func:`spikerates.cli.runner.run_jobs`
+    (:func:`spikerates.cli.runner.batch_options`).
+    """
+    from spikerates.batch import ENGINES
+
+    hidden = {"expose_value": False, "callback": _store_batch_option}
+    return [
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Process this many inputs at once (worker processes on this "
+            "machine, also those of a local Dask cluster).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(ENGINES),
+            default=None,
+            help="Where the inputs are processed: 'local', a pool of --jobs "
+            "processes; 'dask', one Dask task per input, on --scheduler or a "
+            "local Dask cluster of --jobs processes. [default: local; dask "
+            "with --scheduler]",
+            **hidden,
+        ),
+        click.option(
+            "--scheduler",
+            metavar="ADDRESS",
+            default=None,
+            help="A running Dask scheduler (tcp://host:8786) or its scheduler "
+            "file (.json); inputs and outputs must be at the same paths on "
+            "its workers.",
+            **hidden,
+        ),
+        click.option(
+            "--shard",
+            metavar="I/N|slurm",
+            default=None,
+            help="Process only the I-th of N slices of the sorted inputs; "
+            "'slurm' takes I and N from a SLURM job array's environment.",
+            **hidden,
+        ),
+        click.option(
+            "--skip-existing",
+            is_flag=True,
+            default=False,
+            help="Skip inputs whose outputs exist and are newer than the input "
+            "(resume a batch).",
+            **hidden,
+        ),
+        click.option(
+            "--log",
+            metavar="FILE.jsonl",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Append one JSON line per input (input, output, status, "
+            "seconds, units, spikes, error).",
+            **hidden,
+        ),
+    ]
+
+
 def spike_input_options(*, chunking: bool) -> FC:
     """Options shared by the commands that read spikes."""
     options = [
@@ -266,13 +348,7 @@ def spike_input_options(*, chunking: bool) -> FC:
             help="Dense input values: spike counts per bin, or amplitude 1/dt "
             "per spike; auto tells them apart.",
         ),
-        click.option(
-            "--jobs",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="Process this many inputs at once.",
-        ),
+        *batch_options(),
         plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
     ]
     if chunking:

@@ -199,6 +199,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
     read = params.read
     source = read_source(job.source, read, lazy=True)
+    report.count(source)
     opened = source
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT

@@ -13,13 +13,16 @@ Only the standard library and ``click`` are imported at module level.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -150,6 +153,19 @@ class Report:
     progress: bool = False
     notes: list[str] = field(default_factory=list)
     info: list[str] = field(default_factory=list)
+    #: Units and spikes of the input, for the batch log.
+    units: int | None = None
+    spikes: int | None = None
+
+    def count(self, data: Any) -> None:
+        """Record the units (and, for spike times, the spikes) of ``data``.
+
+        ``data`` is a SpikeTrains or a DenseSpikes; the spikes of a dense
+        matrix are not counted (that would read all of it).
+        """
+        self.units = int(data.n_units)
+        if hasattr(data, "spike_times"):
+            self.spikes = int(data.n_spikes)
 
     def note(self, text: str) -> None:
         """Record a note about this input (shown unless ``-q``)."""
@@ -184,6 +200,8 @@ class Outcome:
     trace: str | None = None
     #: The error is a bug in spikerates, not the user's mistake.
     internal: bool = False
+    units: int | None = None
+    spikes: int | None = None
 
 
 #: A task does the work for one job; it raises on failure.
@@ -211,8 +229,12 @@ def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
             error=describe(exc, job.source),
             trace=traceback.format_exc(),
             internal=internal,
+            units=report.units,
+            spikes=report.spikes,
         )
-    return Outcome(job, report.notes, report.info)
+    return Outcome(
+        job, report.notes, report.info, units=report.units, spikes=report.spikes
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -373,79 +395,190 @@ def _suffixed(path: str, stem: str) -> str:
 
 
 # ----------------------------------------------------------------------------
-# Running
+# Running: the batch engines of :mod:`spikerates.batch`
+
+#: Where the batch options of the running command are kept (``ctx.meta``).
+BATCH_META = "spikerates.batch"
+
+
+@dataclass
+class BatchOptions:
+    """``--engine``, ``--scheduler``, ``--shard``, ``--skip-existing``, ``--log``.
+
+    Filled by the options' callbacks (see
+    :func:`spikerates.cli.options.batch_options`) and read by
+    :func:`run_jobs`; ``--jobs`` reaches :func:`run_jobs` as its argument.
+    """
+
+    engine: str | None = None
+    scheduler: str | None = None
+    shard: str | None = None
+    skip_existing: bool = False
+    log: str | None = None
+
+
+def batch_options(ctx: click.Context | None = None) -> BatchOptions:
+    """The :class:`BatchOptions` of the running command (created if missing)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return BatchOptions()
+    return ctx.meta.setdefault(BATCH_META, BatchOptions())
 
 
 def run_jobs(task: Task, jobs: list[Job], n_jobs: int = 1) -> None:
     """Run ``task`` over ``jobs`` and report; exit 1 if any failed.
 
-    A single job draws its own progress bar (when standard error is a
-    terminal); several jobs share one bar over the inputs. ``n_jobs > 1``
-    runs them in a process pool.
+    Each job gets its own verdict: its notes, and on failure one line
+    naming its input. The batch options of the command choose the engine
+    (``n_jobs`` local worker processes, or Dask), the shard of the inputs,
+    whether up-to-date outputs are skipped, and a JSON-lines log. A single
+    local job draws its own progress bar (when standard error is a
+    terminal); several jobs share one bar over the inputs. An interrupt
+    stops the batch at once with exit status 128 + the signal's number.
     """
+    from spikerates import batch
+    from spikerates.errors import ParameterError
+
     config = settings()
-    if len(jobs) == 1:
-        failed = _report([_run_single(task, jobs[0], config)], config, bar=None)
-    else:
-        failed = _run_many(task, jobs, n_jobs, config)
-    if failed:
+    options = batch_options()
+    engine = options.engine or ("dask" if options.scheduler else "local")
+    if options.shard is not None:
+        jobs = batch.shard(jobs, options.shard, key=lambda job: job.source)
+        if not jobs:
+            if not config.quiet:
+                click.echo(
+                    f"{PROG}: note: shard {options.shard} has no inputs", err=True
+                )
+            return
+    if engine == "dask":
+        _check_dask_jobs(jobs)
+    single = len(jobs) == 1 and engine == "local"
+    progress = single and stderr_is_terminal() and not config.quiet
+    items = [_item(job, absolute=engine == "dask") for job in jobs]
+    bar = None if single else _progress_bar(len(items), config)
+    counts = {"failed": 0, "cancelled": 0, "skipped": 0}
+
+    def show(record: batch.Record) -> None:
+        if record.status in counts:
+            counts[record.status] += 1
+        if record.status != "cancelled":
+            _report_record(record, config, bar)
+
+    try:
+        batch.run_batch(
+            functools.partial(run_batch_job, task, progress),
+            items,
+            engine=engine,
+            jobs=n_jobs,
+            scheduler=options.scheduler,
+            skip_existing=options.skip_existing,
+            log=options.log,
+            on_record=show,
+        )
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        if bar is not None:
+            bar.close()
+        signum = getattr(exc, "signum", signal.SIGINT)
+        left = counts["cancelled"]
+        what = f"; {left} of {len(items)} inputs not processed" if left else ""
+        click.echo(f"{PROG}: interrupted{what}", err=True)
+        raise SystemExit(128 + signum) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if counts["skipped"] and not config.quiet:
+        click.echo(
+            f"{PROG}: note: {counts['skipped']} of {len(items)} inputs skipped: "
+            "their outputs are newer (--skip-existing)",
+            err=True,
+        )
+    if counts["failed"]:
         raise SystemExit(1)
 
 
-def _run_single(task: Task, job: Job, config: Settings) -> Outcome:
-    progress = stderr_is_terminal() and not config.quiet
-    return run_job(task, job, progress)
+def run_batch_job(task: Task, progress: bool, item: Any) -> Any:
+    """Run ``task`` on the job of a batch item (in a worker process).
+
+    Returns a :class:`spikerates.batch.Result` carrying the job's verdict.
+    """
+    from spikerates.batch import Result
+
+    outcome = run_job(task, item.payload, progress)
+    return Result(
+        units=outcome.units,
+        spikes=outcome.spikes,
+        error=outcome.error,
+        trace=outcome.trace,
+        internal=outcome.internal,
+        notes=tuple(outcome.notes),
+        info=tuple(outcome.info),
+    )
 
 
-def _run_many(task: Task, jobs: list[Job], n_jobs: int, config: Settings) -> int:
+def _item(job: Job, *, absolute: bool) -> Any:
+    """The batch item of ``job``; Dask workers get absolute paths."""
+    import dataclasses
+
+    from spikerates.batch import Item
+
+    payload = job
+    if absolute:
+
+        def full(path: str | None) -> str | None:
+            return None if path in (None, "-") else os.path.abspath(path)
+
+        payload = dataclasses.replace(
+            job,
+            source=full(job.source),
+            target=full(job.target),
+            plot_path=full(job.plot_path),
+        )
+    extra = (job.plot_path,) if job.plot_path is not None else ()
+    return Item(job.source, job.target, extra_outputs=extra, payload=payload)
+
+
+def _check_dask_jobs(jobs: list[Job]) -> None:
+    for job in jobs:
+        if job.source == "-" or job.target == "-":
+            raise click.UsageError(
+                "Dask workers cannot read standard input or write standard "
+                "output; use --engine local, or files"
+            )
+
+
+def _progress_bar(total: int, config: Settings):
     from tqdm import tqdm
 
-    bar = tqdm(
-        total=len(jobs),
+    return tqdm(
+        total=total,
         unit="file",
         file=sys.stderr,
         disable=config.quiet or not stderr_is_terminal(),
         leave=False,
     )
-    failed = 0
-    try:
-        if n_jobs == 1:
-            for job in jobs:
-                failed += _report([run_job(task, job)], config, bar)
+
+
+def _report_record(record: Any, config: Settings, bar) -> None:
+    lines: list[str] = []
+    if record.status == "skipped" and config.verbose:
+        name = display_name(record.input)
+        lines.append(f"{PROG}: {name}: skipped, its output is up to date")
+    if not config.quiet:
+        lines += [f"{PROG}: note: {note}" for note in record.notes]
+    if config.verbose:
+        lines += [f"{PROG}: {line}" for line in record.info]
+    if record.error is not None:
+        if config.verbose and record.trace:
+            lines.append(record.trace.rstrip("\n"))
+        lines.append(
+            error_line(record.error, internal=record.internal, verbose=config.verbose)
+        )
+    for line in lines:
+        if bar is not None and not bar.disable:
+            bar.write(line, file=sys.stderr)
         else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs))) as pool:
-                futures = [pool.submit(run_job, task, job) for job in jobs]
-                for future in as_completed(futures):
-                    failed += _report([future.result()], config, bar)
-    finally:
-        bar.close()
-    return failed
-
-
-def _report(outcomes: Iterable[Outcome], config: Settings, bar) -> int:
-    failed = 0
-    for outcome in outcomes:
-        lines: list[str] = []
-        if not config.quiet:
-            lines += [f"{PROG}: note: {note}" for note in outcome.notes]
-        if config.verbose:
-            lines += [f"{PROG}: {line}" for line in outcome.info]
-        if outcome.error is not None:
-            failed += 1
-            if config.verbose and outcome.trace:
-                lines.append(outcome.trace.rstrip("\n"))
-            lines.append(
-                error_line(
-                    outcome.error, internal=outcome.internal, verbose=config.verbose
-                )
-            )
-        for line in lines:
-            if bar is not None and not bar.disable:
-                bar.write(line, file=sys.stderr)
-            else:
-                click.echo(line, err=True)
-        if bar is not None:
-            bar.update(1)
-    return failed
+            click.echo(line, err=True)
+    if bar is not None:
+        bar.update(1)

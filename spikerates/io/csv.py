@@ -343,10 +343,8 @@ def _header_line(names: Sequence[Any], sep: str) -> str:
 
 
 def _value_format(dtype: np.dtype) -> str:
-    # repr round-trips float64 exactly; 9 significant digits round-trip float32.
-    if dtype.kind == "f" and dtype.itemsize <= 4:
-        return "%.9g"
-    return "%r"
+    # 9 significant digits round-trip float32.
+    return "%.9g" if dtype.kind == "f" and dtype.itemsize <= 4 else "%r"
 
 
 def _plain(block: np.ndarray) -> np.ndarray:
@@ -355,29 +353,158 @@ def _plain(block: np.ndarray) -> np.ndarray:
     return block
 
 
+def _block_lines(block: np.ndarray, sep: str) -> list[str]:
+    """One text line (without newline) per row of a 2-D block.
+
+    float64 and integers go through ``repr`` of nested lists, which formats
+    in C: the shortest text that reads back as the same number. float32
+    uses 9 significant digits, which read back as the same float32.
+    """
+    if block.shape[1] == 0:
+        return [""] * block.shape[0]
+    if block.dtype.kind == "f" and block.dtype.itemsize <= 4:
+        row_format = sep.join(["%.9g"] * block.shape[1])
+        return [row_format % tuple(row) for row in block.tolist()]
+    if block.dtype.kind == "f" and block.dtype.itemsize > 8:
+        block = block.astype(np.float64)
+    text = repr(block.tolist())
+    if not block.shape[0]:
+        return []
+    return text[2:-2].replace("], [", "\n").replace(", ", sep).split("\n")
+
+
+def _decimal_near(value: float, tolerance: float, max_digits: int) -> str | None:
+    """The decimal text with the fewest decimals within ``tolerance`` of
+    ``value`` and at most ``max_digits`` significant digits, or None."""
+    from decimal import Decimal
+
+    for decimals in range(0, 25):
+        text = f"{value:.{decimals}f}"
+        if abs(float(text) - value) <= tolerance:
+            if float(text) == 0:
+                return "0"
+            digits = Decimal(text).normalize().as_tuple().digits
+            return text if len(digits) <= max_digits else None
+    return None
+
+
+def _scaled(text: str) -> tuple[int, int]:
+    """Decimal text as (integer, number of decimals): ``"0.025"`` -> (25, 3)."""
+    from decimal import Decimal
+
+    exponent = Decimal(text).as_tuple().exponent
+    assert isinstance(exponent, int)
+    decimals = max(0, -exponent)
+    return int(Decimal(text).scaleb(decimals)), decimals
+
+
+class GridText:
+    """Prints the times of a uniform grid ``t_start + (k+1)*dt`` as the
+    decimals the grid defines: ``0.009`` rather than the float64 product
+    ``0.009000000000000001``.
+
+    A step with a decimal of at most 12 significant digits (``0.001``,
+    ``0.0025``; the shortest text of a given ``dt``, or for a step inferred
+    from times the shortest decimal within its float rounding, passed as
+    ``dt_tolerance`` in seconds) makes a decimal grid; each
+    time is computed from integers, so text read back and written again is
+    the same text. Other steps (``1/30000``) print each time as ``repr``,
+    as do times off the grid.
+    """
+
+    #: Largest scaled integer handled exactly.
+    _LIMIT = 2**62
+    #: Most significant digits of a decimal step.
+    _STEP_DIGITS = 12
+
+    def __init__(self, t_start: float, dt: float, *, dt_tolerance: float = 0.0) -> None:
+        self.t_start = float(t_start)
+        self.dt = float(dt)
+        self.usable = bool(
+            np.isfinite(self.dt) and self.dt > 0 and np.isfinite(self.t_start)
+        )
+        if not self.usable:
+            return
+        dt_text = _decimal_near(self.dt, dt_tolerance, self._STEP_DIGITS)
+        # The start is a float too: the decimal nearest it at float precision.
+        start_tol = 8 * np.finfo(np.float64).eps * max(abs(self.t_start), self.dt)
+        start_text = _decimal_near(self.t_start, start_tol, 17)
+        if dt_text is None or start_text is None:
+            self.usable = False
+            return
+        dt_int, dt_dec = _scaled(dt_text)
+        start_int, start_dec = _scaled(start_text)
+        self.decimals = max(dt_dec, start_dec, 1)
+        self.dt_int = dt_int * 10 ** (self.decimals - dt_dec)
+        self.start_int = start_int * 10 ** (self.decimals - start_dec)
+
+    @classmethod
+    def from_times(cls, t: np.ndarray, dt: float | None = None) -> GridText:
+        """The grid of the times ``t`` (step ``dt`` if known, else inferred)."""
+        t = np.asarray(t, dtype=np.float64)
+        tolerance = 0.0
+        if dt is None:
+            if t.size < 2:
+                return cls(0.0, float("nan"))
+            dt = float((t[-1] - t[0]) / (t.size - 1))
+            # What float rounding of the times can do to the inferred step.
+            eps = np.finfo(np.float64).eps
+            tolerance = 4 * eps * (abs(t[0]) + abs(t[-1])) / (t.size - 1)
+        return cls(float(t[0] - dt) if t.size else 0.0, dt, dt_tolerance=tolerance)
+
+    def format(self, t: np.ndarray) -> list[str]:
+        """Text of each time in ``t`` (seconds)."""
+        t = np.asarray(t, dtype=np.float64)
+        if not self.usable or not t.size:
+            return [repr(v) for v in t.tolist()]
+        steps = np.rint((t - self.t_start) / self.dt)
+        # Float noise: a few ulps of the largest time.
+        tolerance = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(t)) + self.dt)
+        scaled_max = abs(self.start_int) + float(np.max(np.abs(steps))) * self.dt_int
+        if scaled_max >= self._LIMIT:
+            return [repr(v) for v in t.tolist()]
+        values = self.start_int + steps.astype(np.int64) * self.dt_int
+        scale = 10**self.decimals
+        if np.any(np.abs(values / scale - t) > tolerance):
+            return [repr(v) for v in t.tolist()]
+        out = []
+        for v in values.tolist():
+            whole, frac = divmod(abs(v), scale)
+            digits = str(frac).rjust(self.decimals, "0").rstrip("0") or "0"
+            out.append(f"{'-' if v < 0 else ''}{whole}.{digits}")
+        return out
+
+
 def write_rows(
     fh: IO[str],
     columns: Sequence[np.ndarray],
     sep: str,
+    *,
+    times: GridText | None = None,
 ) -> None:
-    """Write 1-D or 2-D column blocks side by side, one text row per index."""
+    """Write 1-D or 2-D column blocks side by side, one text row per index.
+
+    With ``times``, the first column holds grid times printed by it.
+    """
     blocks = [_plain(np.asarray(c)) for c in columns]
     blocks = [b.reshape(-1, 1) if b.ndim == 1 else b for b in blocks]
-    fmt = (
-        sep.join(_value_format(b.dtype) for b in blocks for _ in range(b.shape[1]))
-        + "\n"
-    )
     n_rows = blocks[0].shape[0] if blocks else 0
-    matrix_parts = [b for b in blocks if b.shape[1]]
     for r0 in range(0, n_rows, _WRITE_ROWS):
         r1 = min(r0 + _WRITE_ROWS, n_rows)
-        rows = zip(*(b[r0:r1].tolist() for b in matrix_parts), strict=True)
-        fh.write("".join(fmt % tuple(v for part in row for v in part) for row in rows))
+        parts = []
+        for i, block in enumerate(blocks):
+            if i == 0 and times is not None:
+                parts.append(times.format(block[r0:r1, 0]))
+            elif block.shape[1]:
+                parts.append(_block_lines(block[r0:r1], sep))
+        if parts:
+            fh.write("".join(sep.join(row) + "\n" for row in zip(*parts, strict=True)))
 
 
 def write_events(fh: IO[str], trains: SpikeTrains, sep: str = ",") -> None:
-    """Long format ``unit,time``: units in order, times ascending; a unit with
-    no spikes gets one row with an empty time."""
+    """Long format ``unit,time``: units in order, times ascending (each as
+    the shortest text that reads back as the same float64); a unit with no
+    spikes gets one row with an empty time."""
     fh.write(_header_line(["unit", "time"], sep))
     for uid, times in zip(trains.unit_ids.tolist(), trains.spike_times, strict=True):
         key = _field(str(uid), sep)
@@ -386,8 +513,8 @@ def write_events(fh: IO[str], trains: SpikeTrains, sep: str = ",") -> None:
             continue
         prefix = key + sep
         for i0 in range(0, times.size, _WRITE_ROWS * 16):
-            chunk = times[i0 : i0 + _WRITE_ROWS * 16].tolist()
-            fh.write("".join(f"{prefix}{v!r}\n" for v in chunk))
+            text = repr(times[i0 : i0 + _WRITE_ROWS * 16].tolist())[1:-1]
+            fh.write(prefix + text.replace(", ", "\n" + prefix) + "\n")
 
 
 def write_dense(
@@ -396,10 +523,14 @@ def write_dense(
     spikes: np.ndarray,
     unit_ids: np.ndarray,
     sep: str = ",",
+    *,
+    dt: float | None = None,
 ) -> None:
-    """Header ``t,<unit>,...`` then one row per time step."""
+    """Header ``t,<unit>,...`` then one row per time step; the times print as
+    the decimals of their grid (see :class:`GridText`)."""
     fh.write(_header_line(["t", *unit_ids.tolist()], sep))
-    write_rows(fh, [np.asarray(t), np.asarray(spikes)], sep)
+    t = np.asarray(t)
+    write_rows(fh, [t, np.asarray(spikes)], sep, times=GridText.from_times(t, dt))
 
 
 def write_columns(fh: IO[str], columns: Mapping[str, Any], sep: str = ",") -> None:
@@ -430,14 +561,23 @@ class MatrixBackend:
     ) -> None:
         self.sep = sep
         self.dtype = np.dtype(dtype)
+        self.attrs = dict(attrs or {})
+        self.times: GridText | None = None
+        dt, t_start = self.attrs.get("dt"), self.attrs.get("t_start")
+        if isinstance(dt, int | float) and isinstance(t_start, int | float):
+            self.times = GridText(float(t_start), float(dt))
         self.fh = open(path, "w", encoding="utf-8", newline="\n")
         self.fh.write(_header_line(["t", *np.asarray(unit_ids).tolist()], sep))
 
     def write(self, row: int, t_chunk: np.ndarray, values: np.ndarray) -> None:
+        t_chunk = np.asarray(t_chunk, dtype=np.float64)
+        if self.times is None:
+            dt = self.attrs.get("dt")
+            self.times = GridText.from_times(
+                t_chunk, float(dt) if isinstance(dt, int | float) else None
+            )
         write_rows(
-            self.fh,
-            [np.asarray(t_chunk, dtype=np.float64), values.astype(self.dtype)],
-            self.sep,
+            self.fh, [t_chunk, values.astype(self.dtype)], self.sep, times=self.times
         )
 
     def close(self) -> None:
@@ -474,7 +614,10 @@ def _dense_to_path(
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
     with _text_file(path) as fh:
-        write_dense(fh, t, spikes, unit_ids, sep)
+        dt = (attrs or {}).get("dt")
+        write_dense(
+            fh, t, spikes, unit_ids, sep, dt=dt if isinstance(dt, int | float) else None
+        )
 
 
 def _arrays_to_path(
