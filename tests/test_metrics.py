@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikerates.errors import ParameterError
 from spikerates.metrics import (
@@ -362,3 +364,45 @@ def test_table_rows_and_concat():
     np.testing.assert_array_equal(mixed.columns["cluster_id"], [1, 2, 5])
     with pytest.raises(ValueError, match="lengths"):
         UnitTable({"a": np.zeros(2), "b": np.zeros(3)})
+
+
+@st.composite
+def _unit_with_intervals(draw):
+    """Spike times in [0, 50) s and one to three observation intervals."""
+    times = np.sort(
+        np.array(
+            draw(
+                st.lists(
+                    st.floats(0, 50, allow_nan=False, exclude_max=True),
+                    max_size=60,
+                )
+            )
+        )
+    )
+    cuts = sorted(draw(st.lists(st.floats(0, 50), min_size=2, max_size=6, unique=True)))
+    pairs = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False)]
+    return times, np.array(pairs, dtype=float).reshape(-1, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_unit_with_intervals())
+def test_property_matches_plain_loop(case):
+    times, intervals = case
+    trains = SpikeTrains([times], t_start=0.0, t_stop=50.0, obs_intervals=[intervals])
+    table = compute_metrics(
+        trains, presence_bin=5.0, isi_threshold=0.5, fano_window=2.0
+    )
+    want = _plain_metrics(
+        times,
+        observed_intervals(trains)[0],
+        presence_bin=5.0,
+        threshold=0.5,
+        min_isi=0.0,
+        window=2.0,
+    )
+    for name in METRIC_NAMES:
+        got = table.columns[name][0]
+        if name == "firing_rate" and not sum(b - a for a, b in intervals):
+            assert np.isnan(got)
+            continue
+        np.testing.assert_allclose(got, want[name], rtol=1e-9, atol=1e-12, err_msg=name)
