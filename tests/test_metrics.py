@@ -155,6 +155,14 @@ def _plain_metrics(times, intervals, *, presence_bin, threshold, min_isi, window
     first = np.concatenate([a for a, _ in pairs]) if pairs else np.zeros(0)
     second = np.concatenate([b for _, b in pairs]) if pairs else np.zeros(0)
 
+    total = first + second
+    local = np.array(
+        [
+            (b - a) / t if t > 0 else 0.0
+            for a, b, t in zip(first, second, total, strict=True)
+        ]
+    )
+
     def full_bins(width):
         counts = []
         for (a, b), p in zip(intervals, pieces, strict=True):
@@ -175,12 +183,9 @@ def _plain_metrics(times, intervals, *, presence_bin, threshold, min_isi, window
         if n
         else np.nan,
         "cv": np.std(isis) / np.mean(isis) if isis.size >= 2 else np.nan,
-        "cv2": 2 * np.mean(np.abs(second - first) / (second + first))
-        if first.size
-        else np.nan,
-        "lv": 3 * np.mean(((first - second) / (first + second)) ** 2)
-        if first.size
-        else np.nan,
+        # Two zero intervals (a time repeated three times) vary by nothing.
+        "cv2": 2 * np.mean(np.abs(local)) if first.size else np.nan,
+        "lv": 3 * np.mean(local**2) if first.size else np.nan,
         "fano_factor": np.var(win) / np.mean(win)
         if win.size >= 2 and np.mean(win) > 0
         else np.nan,
