@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, ResourceLimitError
-from spikerates.isi import IsiRates, check_interp, spike_rows_by_unit
+from spikerates.isi import VECTORISED_KINDS, IsiRates, check_interp, spike_rows_by_unit
 from spikerates.kernels import (
     ExactKernel,
     KernelFilter,
@@ -797,6 +797,19 @@ class RatePlan:
         estimator = self._source.isi_estimator(
             p["midpoint"], p["interp"], self.exact, self.chunk_steps
         )
+        if out is not None and p["interp"] not in VECTORISED_KINDS:
+            # scipy's interpolants cost most per call: one call per unit over
+            # the whole grid.
+            estimator.evaluate(self.times(), out=out)
+            for k0 in range(0, self.n_steps, self.chunk_steps):
+                k1 = min(k0 + self.chunk_steps, self.n_steps)
+                block = out[k0:k1]
+                observed = self._observed(k0, k1)
+                if observed is not None:
+                    block[~observed] = np.nan
+                progress(k1 - k0)
+                yield self.times(k0, k1), block
+            return
         for k0 in range(0, self.n_steps, self.chunk_steps):
             k1 = min(k0 + self.chunk_steps, self.n_steps)
             t_chunk = self.times(k0, k1)
@@ -986,7 +999,7 @@ def plan_rates(
     size = plan.output_bytes(out_dtype)
     if max_output_bytes is not None and size > max_output_bytes:
         raise ResourceLimitError(
-            f"the rates would take {_bytes(size)} ({n_steps} steps x {n_units} "
+            f"the rates would take {_bytes(size)} ({_count(n_steps)} steps x {n_units} "
             f"units x {out_dtype.itemsize} bytes), above the limit of "
             f"{_bytes(max_output_bytes)}; raise the limit (--max-output-size), "
             "store float32 (--dtype float32), use a coarser dt (--dt) or a "
@@ -1056,17 +1069,22 @@ def _notes(plan: RatePlan, src, size: int) -> list[str]:
             )
     if size > LARGE_OUTPUT_BYTES:
         notes.append(
-            f"the rates will take {_bytes(size)} ({plan.n_steps} steps x "
+            f"the rates will take {_bytes(size)} ({_count(plan.n_steps)} steps x "
             f"{plan.n_units} units); float32 output or a coarser dt makes them "
             "smaller"
         )
     return notes
 
 
+def _count(n: int) -> str:
+    return f"{n}" if n < 10**12 else f"{n:.3g}"
+
+
 def _bytes(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 1e4 else f"{value:.3g} {unit}"
     return f"{n} bytes"
 
 

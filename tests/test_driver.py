@@ -642,3 +642,11 @@ def test_note_for_large_outputs_and_last_spike_borders():
     assert any("float32" in note and "GiB" in note for note in plan.notes)
     plan = plan_rates(trains, "kernel", dt=DT, border_correction=True)
     assert any("last spike" in note for note in plan.notes), plan.notes
+
+
+def test_huge_kernels_and_grids_are_refused_before_allocating(trains):
+    with pytest.raises(ResourceLimitError, match=r"tau = 10000 s .* taps"):
+        plan_rates(trains, "kernel", dt=1e-6, tau=1e4, max_output_bytes=None)
+    with pytest.raises(ResourceLimitError) as info:
+        plan_rates(trains, "kernel", dt=0.001, t_stop=1e300)
+    assert len(str(info.value)) < 400

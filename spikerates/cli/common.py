@@ -289,6 +289,7 @@ class ReadOptions:
     t_stop: float | None = None
     id_column: str | None = None
     segment: int | None = None
+    allow_external_data: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ReadOptions:
@@ -304,6 +305,7 @@ class ReadOptions:
             t_stop=options["t_stop"],
             id_column=options.get("id_column"),
             segment=options.get("segment"),
+            allow_external_data=options.get("allow_external_data", False),
         )
 
 
@@ -342,6 +344,7 @@ def read_source(
         lazy=lazy,
         id_column=read.id_column,
         segment=read.segment,
+        allow_external_data=read.allow_external_data,
     )
     info = getattr(data, "info", None) or {}
     if report is not None and info:
