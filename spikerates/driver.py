@@ -661,6 +661,16 @@ class RatePlan:
             flat, n_per_unit = _flatten(pieces)
             units = np.repeat(np.arange(self.n_units), n_per_unit)
             spike_rows = (flat - t_row0) / self.dt
+            # A spike within the binning tolerance of a grid time is on it,
+            # so that the kernel's support ends do not depend on rounding.
+            nearest = np.rint(spike_rows)
+            tol = np.maximum(
+                1e-9,
+                4 * np.finfo(np.float64).eps * (np.abs(flat) + abs(t_row0)) / self.dt,
+            )
+            spike_rows = np.where(
+                np.abs(spike_rows - nearest) <= tol, nearest, spike_rows
+            )
             yield k0, k1, exact.rows(k0, k1, spike_rows, units)
 
     def _effective_times(self) -> list[np.ndarray]:
