@@ -56,6 +56,8 @@ SPARSE_ENTRIES = 1 << 20
 #: measured to be slower: their working set leaves the cache).
 SPARSE_OUT_VALUES = 1 << 20
 _FFT_COLUMNS = 32
+# Size of the L2 cache assumed by the cost model (one core's share).
+_L2_BYTES = 1 << 20
 # Work split over threads: at least this many columns per thread, and this
 # many output values in all (smaller work runs faster on one thread).
 _MIN_THREAD_COLUMNS = 32
@@ -481,8 +483,14 @@ class FirStage:
         # each window, or too many of its values are recomputed as direct
         # sums.
         block, pieces = self._sparse_shape()
+        # A table of kernel pieces larger than the L2 cache is streamed from
+        # further away at every spike (measured about 20 times the cost per
+        # product at tau = 0.5 s), and the transposing copy of the sparse
+        # product's blocks grows with the units.
+        per_product = 0.15 if (pieces * block * block * 8) <= _L2_BYTES else 3.0
+        per_value = 0.8 * (1.0 + self.n_units / 1500.0)
         cost = {
-            "sparse": 0.8 + density * (35.0 + 0.15 * pieces * block),
+            "sparse": per_value + density * (35.0 + per_product * pieces * block),
             "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
@@ -626,6 +634,35 @@ class FirStage:
             # windows without spikes: exact zeros
             np.copyto(group, 0.0, where=group < 0.5 * smallest)
 
+    def _recursive_buffers(
+        self, n_blocks: int, rows: int, order: int, n_units: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scratch arrays of one group, kept from group to group.
+
+        Fresh arrays of this size (about 1 MB) come from the system at every
+        call, and their page faults cost more than the products.
+        """
+        need = n_blocks * rows * n_units
+        buffers = self._plans.get("recursive")
+        if (
+            buffers is None
+            or buffers[0].size < need
+            or buffers[2].size < (n_blocks * order * n_units)
+        ):
+            buffers = (
+                np.empty(need),
+                np.empty(need),
+                np.empty(n_blocks * order * n_units),
+            )
+            self._plans["recursive"] = buffers
+        local, other, before = buffers
+        shape = (n_blocks, rows, n_units)
+        return (
+            local[:need].reshape(shape),
+            other[:need].reshape(shape),
+            before[: n_blocks * order * n_units].reshape(n_blocks, order, n_units),
+        )
+
     def _recursive_group(self, a: np.ndarray, out: np.ndarray) -> None:
         """out[i] = sum_k kern[k] a[i + K - 1 - k] by the kernel's recurrence."""
         rec = self._recursion
@@ -648,11 +685,14 @@ class FirStage:
                 n_blocks, block, n_units
             )
             leaving = a[done - 1 : done - 1 + span].reshape(n_blocks, block, n_units)
-            local = np.matmul(w_new, entering)
-            local += np.matmul(w_old, leaving)
+            local, other, before = self._recursive_buffers(
+                n_blocks, block + rec.order, rec.order, n_units
+            )
+            np.matmul(w_new, entering, out=local)
+            np.matmul(w_old, leaving, out=other)
+            local += other
             # chain the states at the ends of blocks, one block at a time
             ends = local[:, block:, :]
-            before = np.empty((n_blocks, rec.order, n_units))
             if rec.order == 1:
                 factor = float(a_block[0, 0])
                 for b in range(n_blocks):

@@ -539,7 +539,7 @@ def dask_cluster():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address="127.0.0.1:0",  # no fixed port to collide on
         silence_logs=logging.CRITICAL,
     )
     try:

@@ -153,6 +153,7 @@ class ReadOptions:
     labels: tuple[str, ...] = ()
     t_start: float | None = None
     t_stop: float | None = None
+    allow_external_data: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ReadOptions:
@@ -166,6 +167,7 @@ class ReadOptions:
             labels=tuple(options["labels"]),
             t_start=options["t_start"],
             t_stop=options["t_stop"],
+            allow_external_data=options.get("allow_external_data", False),
         )
 
 
@@ -196,6 +198,7 @@ def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
         values=read.values,
         dt=read.dt,
         lazy=lazy,
+        allow_external_data=read.allow_external_data,
     )
     try:
         if read.labels:

@@ -348,6 +348,12 @@ def spike_input_options(*, chunking: bool) -> FC:
             help="Dense input values: spike counts per bin, or amplitude 1/dt "
             "per spike; auto tells them apart.",
         ),
+        click.option(
+            "--allow-external-data",
+            is_flag=True,
+            help="Follow HDF5 external links, external storage and virtual "
+            "datasets, which read other files than INPUT (refused by default).",
+        ),
         *batch_options(),
         plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
     ]

@@ -200,6 +200,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     read = params.read
     source = read_source(job.source, read, lazy=True)
     report.count(source)
+    opened = source
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
     plot_rows = None
@@ -229,7 +230,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     try:
         run = pipeline.estimate_rates
         if estimator.get("tau") == "auto":
-            run, source, estimator = _auto_tau(
+            run, source, estimator, dt = _auto_tau(
                 source, dt, read, pool, estimator, report
             )
         summary = run(
@@ -248,7 +249,7 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         if bar is not None:
             bar.close()
         if dense:
-            source.close()
+            opened.close()
     window_note(report, summary["n_outside"], summary["t_start"], summary["t_stop"])
     report.summary(
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
@@ -262,16 +263,16 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
 
 
 def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Report):
-    """Choose tau from the data; the runner and estimator options to use."""
+    """Choose tau from the data: the runner, source, estimator options and
+    dt to use (dense input becomes spike times on its own grid)."""
     import numpy as np
 
     from spikerates import auto_tau, pipeline
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     if isinstance(source, DenseSpikes):
-        dense, dt = source, source.dt
-        source = dense_to_events(dense)
-        dense.close()
+        dt = source.dt
+        source = dense_to_events(source)
     taus = auto_tau.choose_taus(source, dt, read.t_start, read.t_stop, pool=pool)
     shown = ", ".join(
         f"{u}: {t:.4g} s" for u, t in zip(source.unit_ids.tolist(), taus, strict=True)
@@ -279,12 +280,12 @@ def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Repo
     report.summary(f"tau auto{' (pooled)' if pool else ''}: {shown}")
     estimator = {k: v for k, v in estimator.items() if k != "tau"}
     if pool or np.all(taus == taus[:1]):
-        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}
+        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}, dt
 
     def per_unit(source, writer_factory, *, method, **options):
         return auto_tau.estimate_rates_per_unit(source, writer_factory, taus, **options)
 
-    return per_unit, source, estimator
+    return per_unit, source, estimator, dt
 
 
 class _Tee:

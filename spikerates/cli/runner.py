@@ -505,15 +505,28 @@ def run_batch_job(task: Task, progress: bool, item: Any) -> Any:
     """
     from spikerates.batch import Result
 
-    outcome = run_job(task, item.payload, progress)
+    job = item.payload
+    outcome = run_job(task, job, progress)
+    # Messages name the paths as the user gave them, not as the worker got
+    # them (absolute, for Dask).
+    given = {job.source: item.input, job.target: item.output}
+    given = {k: v for k, v in given.items() if k and v and k != v}
+
+    def as_given(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for path, name in given.items():
+            text = text.replace(path, name)
+        return text
+
     return Result(
         units=outcome.units,
         spikes=outcome.spikes,
-        error=outcome.error,
+        error=as_given(outcome.error),
         trace=outcome.trace,
         internal=outcome.internal,
-        notes=tuple(outcome.notes),
-        info=tuple(outcome.info),
+        notes=tuple(as_given(note) for note in outcome.notes),
+        info=tuple(as_given(line) for line in outcome.info),
     )
 
 

@@ -34,7 +34,16 @@ import numpy as np
 from spikerates.errors import ParameterError, SpikeDataError
 
 # The format modules register their entries when imported.
-from spikerates.io import csv, hdf5, nix, npz, nwb, phy, spikeinterface  # noqa: F401
+from spikerates.io import (  # noqa: F401
+    csv,
+    hdf5,
+    nix,
+    npz,
+    nwb,
+    phy,
+    safety,
+    spikeinterface,
+)
 from spikerates.io._source import SNIFF_BYTES, Source, open_source
 from spikerates.io.atomic import AtomicFile, atomic_output
 from spikerates.io.intervals import read_intervals, read_time_intervals_table
@@ -215,6 +224,7 @@ def read_spikes(
     lazy: bool = False,
     id_column: str | None = None,
     segment: int | None = None,
+    allow_external_data: bool = False,
 ) -> SpikeTrains | DenseSpikes:
     """Read spikes from a file, folder or standard input.
 
@@ -241,6 +251,10 @@ def read_spikes(
         present with unique values, else the table's row ``id``.
     segment : int, optional
         Segment to read from a multi-segment SpikeInterface sorting.
+    allow_external_data : bool
+        Follow HDF5 external links, external storage and virtual datasets,
+        which read other files than ``path``; refused by default (see
+        :mod:`spikerates.io.safety`).
 
     Returns
     -------
@@ -279,7 +293,8 @@ def read_spikes(
         id_column=id_column,
         segment=segment,
     )
-    return entry.read(src, options)
+    with safety.allow_external_data(allow_external_data):
+        return entry.read(src, options)
 
 
 def read_table(

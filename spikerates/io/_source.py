@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from typing import IO
 
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
@@ -85,13 +87,24 @@ def open_source(path: str | os.PathLike) -> Source:
                 path="-",
             )
         buffer = getattr(stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else stdin.read().encode()
+        if buffer is not None:
+            # Bounded, and binary noise (< /dev/zero) refused at once.
+            data = safety.read_stdin(buffer)
+        else:
+            data = stdin.read().encode()
         if not data:
             raise SpikeDataError("standard input is empty", path="-")
         return Source(name, data=data)
-    if not os.path.exists(name):
-        raise SpikeDataError("no such file or directory", path=name)
-    if os.path.isfile(name) and os.path.getsize(name) == 0:
+    try:
+        info = os.stat(name)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpikeDataError("no such file or directory", path=name) from None
+    except PermissionError:
+        raise SpikeDataError("permission denied", path=name) from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SpikeDataError(f"cannot read: {reason}", path=name) from None
+    if stat.S_ISREG(info.st_mode) and info.st_size == 0:
         raise SpikeDataError("the file is empty", path=name)
     return Source(name, path=name)
 

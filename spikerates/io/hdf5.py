@@ -19,6 +19,7 @@ import numpy as np
 
 from spikerates import __version__
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, is_hdf5
 from spikerates.io._units import choose_unit_ids, flat_trains, subtract_intervals
 from spikerates.io.registry import Format, ReadOptions, register
@@ -57,12 +58,9 @@ def _error(src: Source | str, message: str, dataset: str | None = None) -> Excep
 
 
 def _open_hdf5(src: Source) -> h5py.File:
-    """Open an input HDF5 file for reading (the one place readers do)."""
-    try:
-        return h5py.File(src.target(), "r")
-    except (OSError, ValueError) as exc:
-        reason = str(exc).split("(", 1)[-1].rstrip(")") if "(" in str(exc) else exc
-        raise _error(src, f"not a readable HDF5 file ({reason})") from exc
+    """Open an input HDF5 file for reading (the one place readers do):
+    read-only, and scanned for data in other files before anything is read."""
+    return safety.open_hdf5_readonly(src.target(), name=src.name)
 
 
 def _datasets_in(f: h5py.File, limit: int = 8) -> str:
@@ -225,6 +223,7 @@ def _rename(exc: SpikeDataError, names: Mapping[str, str]) -> SpikeDataError:
 
 
 def _read_all(src: Source, ds: h5py.Dataset) -> np.ndarray:
+    safety.check_dataset(ds, path=src.name)
     try:
         return ds[()]
     except (OSError, ValueError, TypeError) as exc:
@@ -253,7 +252,10 @@ def _read_dense(
     if ds.dtype.kind not in "iufb":
         raise _error(src, f"spike values must be numbers, got {ds.dtype}", ds.name)
     t = _read_all(src, group["t"])
+    safety.check_times(t, path=src.name, dataset=_member(group, "t"))
     unit_ids = _read_ids(src, group, "unit_ids")
+    if options.lazy and ds.ndim == 2:
+        safety.check_dataset(ds, path=src.name, whole=False)
     spikes: Any = ds if options.lazy and ds.ndim == 2 else _read_all(src, ds)
     names = {
         "t": _member(group, "t"),
@@ -282,8 +284,8 @@ def _series_times(src: Source, group: h5py.Group, n_rows: int) -> np.ndarray:
         return np.asarray(_read_all(src, group["timestamps"]), dtype=np.float64)
     start_ds = group["starting_time"]
     start = float(_read_all(src, start_ds))
-    rate = start_ds.attrs.get("rate")
-    if rate is None or not np.isfinite(rate) or rate <= 0:
+    rate = safety.read_attr_scalar(start_ds, "rate", path=src.name, kind="rate")
+    if rate is None or rate <= 0:
         raise _error(src, "needs a rate attribute > 0 (Hz)", start_ds.name)
     try:
         params = json.loads(_text_attr(group, "comments") or "{}")
@@ -312,6 +314,8 @@ def _read_series(
     unit_ids = None
     if isinstance(table, h5py.Group):
         unit_ids = _read_ids(src, table, NWB_UNIT_ID_COLUMN)
+    if options.lazy and ds.ndim == 2:
+        safety.check_dataset(ds, path=src.name, whole=False)
     spikes: Any = ds if options.lazy and ds.ndim == 2 else _read_all(src, ds)
     try:
         return DenseSpikes(
@@ -338,10 +342,17 @@ def _string_column(
         if key is None or not _is_dataset(group, key):
             continue
         ds = group[key]
-        if ds.ndim != 1 or ds.shape[0] != n_units:
-            continue
         if h5py.check_string_dtype(ds.dtype) is None and ds.dtype.kind != "S":
             continue
+        if _is_dataset(group, f"{key}_index"):
+            continue  # a ragged column: several values per unit
+        if ds.ndim != 1 or ds.shape[0] != n_units:
+            raise _error(
+                src,
+                f"a label column of shape {ds.shape} for {n_units} units; "
+                "expected one label per unit",
+                ds.name,
+            )
         return normalize_unit_ids(_read_all(src, ds)).astype(str), key
     return None, None
 
@@ -408,12 +419,12 @@ def _invalid_times(src: Source, f: h5py.File) -> np.ndarray | None:
 
 
 def _window(
-    group: h5py.Group, obs: list[np.ndarray] | None
+    src: Source, group: h5py.Group, obs: list[np.ndarray] | None
 ) -> tuple[float | None, float | None]:
     """Recording window hints: our t_start/t_stop attributes, else the span of
     the ``obs_intervals``."""
-    t_start = group.attrs.get("t_start")
-    t_stop = group.attrs.get("t_stop")
+    t_start = safety.read_attr_scalar(group, "t_start", path=src.name, kind="time")
+    t_stop = safety.read_attr_scalar(group, "t_stop", path=src.name, kind="time")
     if t_start is None and t_stop is None and obs is not None:
         spans = [iv for iv in obs if iv.size]
         if spans:
@@ -444,7 +455,7 @@ def _session_info(src: Source, f: h5py.File) -> dict[str, Any]:
     for key, place in places.items():
         if not _is_dataset(f, place):
             continue
-        value = f[place][()]
+        value = _read_all(src, f[place])
         values = np.atleast_1d(value).tolist()
         text = "; ".join(
             v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
@@ -476,12 +487,9 @@ def _read_units(
             _member(group, index_name),
         )
     index_ds = group[index_name]
-    trains = ragged_to_trains(
-        _read_all(src, times_ds),
-        _read_all(src, index_ds),
-        source=src.name,
-        dataset=times_ds.name,
-    )
+    flat, index = _read_all(src, times_ds), _read_all(src, index_ds)
+    safety.check_ragged(flat, index, path=src.name, dataset=times_ds.name)
+    trains = ragged_to_trains(flat, index, source=src.name, dataset=times_ds.name)
     n_units = len(trains)
     row_ids = "id" if _is_dataset(group, "id") else "unit_ids"
     unit_ids, id_column = choose_unit_ids(
@@ -495,7 +503,7 @@ def _read_units(
     )
     labels, label_column = _string_column(src, group, n_units)
     obs = _obs_intervals(src, group, n_units)
-    t_start, t_stop = _window(group, obs)
+    t_start, t_stop = _window(src, group, obs)
     invalid = _invalid_times(src, f)
     if invalid is not None and invalid.size:
         if obs is None:
@@ -514,8 +522,11 @@ def _read_units(
         "id_column": id_column or "",
         **_session_info(src, f),
     }
-    resolution = group.attrs.get("resolution")
-    if resolution is not None and np.isfinite(resolution) and resolution > 0:
+    try:
+        resolution = safety.read_attr_scalar(group, "resolution", path=src.name)
+    except SpikeDataError:
+        resolution = None  # metadata only: a malformed value is not kept
+    if resolution is not None and resolution > 0:
         info["resolution"] = float(resolution)
     try:
         return SpikeTrains(
@@ -622,6 +633,8 @@ def read_table(src: Source) -> dict[str, np.ndarray]:
             if data.ndim == 1:
                 out[key] = data.astype(np.float64)
         return out
+    except (KeyError, RuntimeError, OSError) as exc:
+        raise _error(src, f"cannot read ({exc})") from exc
     finally:
         f.close()
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, open_source
 
 __all__ = ["read_intervals", "read_time_intervals_table"]
@@ -75,9 +76,12 @@ def _hdf5_table(src: Source, name: str | None) -> dict[str, Any]:
                 continue
             if key == "id" or ds.ndim == 0:
                 continue
+            safety.check_dataset(ds, path=src.name)
             data = ds[()]
             if f"{key}_index" in group:
-                ends = np.asarray(group[f"{key}_index"][()], dtype=np.int64)
+                index_ds = group[f"{key}_index"]
+                safety.check_dataset(index_ds, path=src.name)
+                ends = np.asarray(index_ds[()], dtype=np.int64)
                 bounds = np.r_[0, ends]
                 pieces = np.empty(ends.size, dtype=object)
                 for i in range(ends.size):

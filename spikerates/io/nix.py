@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
-from spikerates.io import hdf5
+from spikerates.io import hdf5, safety
 from spikerates.io._source import Source
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
@@ -64,6 +64,7 @@ def _property(src: Source, group: h5py.Group | None, name: str) -> tuple[Any, st
     ds = props[name]
     if not isinstance(ds, h5py.Dataset) or ds.size == 0:
         return None, ""
+    safety.check_dataset(ds, path=src.name)
     value = np.asarray(ds[()]).ravel()[0]
     return value, _text(ds.attrs.get("unit", ""))
 
@@ -134,6 +135,7 @@ def read_file(f: h5py.File, src: Source, options: ReadOptions) -> SpikeTrains:
                 tag.name,
             )
         unit = _text(positions.attrs.get("unit", "s"))
+        safety.check_dataset(data, path=src.name)
         trains.append(_seconds(src, data[()], unit, data.name))
         meta = tag.get("metadata")
         meta = meta if isinstance(meta, h5py.Group) else None

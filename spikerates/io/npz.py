@@ -15,6 +15,7 @@ import numpy as np
 
 from spikerates import __version__
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source, is_zip
 from spikerates.io._units import flat_trains
 from spikerates.io.registry import Format, ReadOptions, register
@@ -53,16 +54,8 @@ class _Archive:
 
     def __init__(self, src: Source) -> None:
         self.src = src
-        try:
-            self.npz = np.load(src.target(), allow_pickle=False)
-        except _READ_ERRORS as exc:
-            raise SpikeDataError(
-                f"not a readable NPZ archive ({exc})", path=src.name
-            ) from exc
-        if not isinstance(self.npz, np.lib.npyio.NpzFile):
-            raise SpikeDataError(
-                "holds a single .npy array, not an NPZ archive", path=src.name
-            )
+        # Member by member within the resource policy, never unpickling.
+        self.npz = safety.open_npz(src.target(), name=src.name)
         self.names = list(self.npz.files)
 
     def __contains__(self, name: str) -> bool:
@@ -71,6 +64,8 @@ class _Archive:
     def __getitem__(self, name: str) -> np.ndarray:
         try:
             return self.npz[name]
+        except SpikeDataError:
+            raise
         except ValueError as exc:
             if "allow_pickle" in str(exc):
                 raise SpikeDataError(
@@ -123,12 +118,9 @@ def _read_events(archive: _Archive, times_name: str) -> SpikeTrains:
             f"spikes beside {times_name}",
             index_name,
         )
-    trains = ragged_to_trains(
-        archive[times_name],
-        archive[index_name],
-        source=archive.src.name,
-        dataset=times_name,
-    )
+    flat, index = archive[times_name], archive[index_name]
+    safety.check_ragged(flat, index, path=archive.src.name, dataset=times_name)
+    trains = ragged_to_trains(flat, index, source=archive.src.name, dataset=times_name)
     unit_ids = _ids(archive, "unit_ids")
     if unit_ids is not None and unit_ids.size != len(trains):
         raise archive.error(
@@ -253,9 +245,11 @@ def _read_dense(
 ) -> DenseSpikes:
     if "t" not in archive:
         raise archive.error(f"missing; the time axis of {name!r} is needed", "t")
+    t = archive["t"]
+    safety.check_times(t, path=archive.src.name, dataset="t")
     try:
         return DenseSpikes(
-            archive["t"],
+            t,
             archive[name],
             unit_ids=_ids(archive, "unit_ids"),
             values=values,

@@ -10,18 +10,21 @@ clusters the first does not list. ``params.py`` is parsed, never executed.
 
 from __future__ import annotations
 
-import ast
+import math
 import os
 from typing import Any
 
 import numpy as np
 
 from spikerates.errors import SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
 from spikerates.spiketrains import SpikeTrains
 
+#: Accepted range of ``sample_rate`` in Hz.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1e-3, 1e9
 #: Where unit labels come from, in order of preference: (file, column,
 #: whether the file must have the column). Phy's curation (``group``) wins
 #: over Kilosort's own label (``KSLabel``).
@@ -34,30 +37,10 @@ LABEL_FILES = (
 
 
 def parse_params(path: str) -> dict[str, Any]:
-    """Literal assignments of a Phy ``params.py`` (``name = literal``), parsed
-    with :func:`ast.literal_eval`; other statements are ignored."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-        tree = ast.parse(text, filename=path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
-    except SyntaxError as exc:
-        raise SpikeDataError(
-            f"line {exc.lineno}: not valid Python syntax ({exc.msg})", path=path
-        ) from exc
-    params: dict[str, Any] = {}
-    for node in tree.body:
-        if not isinstance(node, ast.Assign):
-            continue
-        try:
-            value = ast.literal_eval(node.value)
-        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-            continue
-        for target in node.targets:
-            if isinstance(target, ast.Name):
-                params[target.id] = value
-    return params
+    """Literal assignments of a Phy ``params.py`` (``name = literal``); other
+    statements are ignored. Parsed from tokens, never executed, without
+    recursion (see :func:`spikerates.io.safety.parse_params`)."""
+    return safety.parse_params(path)
 
 
 def _sample_rate(folder: str) -> float:
@@ -78,11 +61,12 @@ def _sample_rate(folder: str) -> float:
     if (
         isinstance(rate, bool)
         or not isinstance(rate, int | float)
-        or not np.isfinite(rate)
-        or rate <= 0
+        or not math.isfinite(rate)
+        or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
     ):
         raise SpikeDataError(
-            f"must be a number > 0 (samples per second), got {rate!r}",
+            f"must be a number of samples per second from {MIN_SAMPLE_RATE:g} to "
+            f"{MAX_SAMPLE_RATE:g}, got {rate!r}",
             path=path,
             dataset="sample_rate",
         )
@@ -91,15 +75,8 @@ def _sample_rate(folder: str) -> float:
 
 def _load_vector(folder: str, name: str) -> np.ndarray:
     path = os.path.join(folder, name)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
-    except (OSError, EOFError) as exc:
-        raise SpikeDataError(
-            f"cannot read ({exc or type(exc).__name__}); the file may be truncated",
-            path=path,
-        ) from exc
+    # Header checked first, declared size bounded, never unpickled.
+    arr = safety.load_npy(path)
     if not isinstance(arr, np.ndarray):
         raise SpikeDataError("expected a .npy array", path=path)
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -216,6 +193,7 @@ def read(folder: str) -> SpikeTrains:
             "spike times must be finite; found NaN or inf", path=times_path
         )
     times = samples.astype(np.float64) / rate
+    safety.check_times(times, path=times_path)
     ids, inverse = np.unique(clusters, return_inverse=True)
     inverse = inverse.ravel()
     order = np.lexsort((times, inverse))

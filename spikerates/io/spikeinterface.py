@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.io import safety
 from spikerates.io._source import Source
 from spikerates.io.registry import Format, ReadOptions, register
 from spikerates.names import format_spec
@@ -38,19 +39,8 @@ LABEL_PROPERTIES = ("quality", "label", "group", "KSLabel", "kslabel")
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise SpikeDataError(
-                "holds Python objects (pickled), which are not read", path=path
-            ) from exc
-        raise SpikeDataError(f"cannot read ({exc})", path=path) from exc
-    except (OSError, EOFError) as exc:
-        raise SpikeDataError(
-            f"cannot read ({exc or type(exc).__name__}); the file may be truncated",
-            path=path,
-        ) from exc
+    # Header checked first, declared size bounded, never unpickled.
+    return safety.load_npy(path)
 
 
 def _json(path: str) -> dict[str, Any]:
@@ -181,8 +171,8 @@ def _properties(folder: str, n_units: int) -> tuple[np.ndarray | None, str | Non
         if not os.path.isfile(path):
             continue
         try:
-            values = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError):
+            values = safety.load_npy(path)
+        except SpikeDataError:
             continue  # pickled or unreadable: not a label column
         if values.ndim == 1 and values.size == n_units and values.dtype.kind in "US":
             return normalize_unit_ids(values).astype(str), name

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.io import safety
 from spikerates.io.atomic import atomic_output
 
 __all__ = [
@@ -265,8 +266,10 @@ def read_events_table(
         return read_time_intervals_table(path, table or "trials")
     if head.startswith(b"PK") or ext == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with safety.open_npz(path, name=path) as z:
                 cols = {k: z[k] for k in z.files}
+        except SpikeDataError:
+            raise
         except (OSError, ValueError) as exc:
             raise SpikeDataError(f"cannot be read as NPZ ({exc})", path=path) from None
         cols = {k: v.reshape(-1) for k, v in cols.items() if v.ndim <= 1}
