@@ -246,6 +246,7 @@ def test_rates_open_in_pynapple(tmp_path):
     np.testing.assert_array_equal(frame.values, values)
 
 
+@pytest.mark.slow
 def test_streamed_nwb_memory_does_not_grow_with_rows(tmp_path):
     # Load pynwb and its schema once, outside the measurement.
     _stream(tmp_path / "warm.nwb", 10, range(8))
