@@ -283,8 +283,17 @@ def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
     order = np.lexsort((times[keep], inverse[keep]))
     counts = np.bincount(inverse[keep], minlength=ids.size)
     spike_times = np.split(times[keep][order], np.cumsum(counts)[:-1])
+    info = {
+        "format": "tsv" if table.sep == "\t" else "csv",
+        "layout": "events",
+        "table": "",
+        "id_column": table.fields[unit_col],
+    }
     return SpikeTrains(
-        list(spike_times) if ids.size else [], unit_ids=ids, source=table.src.name
+        list(spike_times) if ids.size else [],
+        unit_ids=ids,
+        source=table.src.name,
+        info=info,
     )
 
 
