@@ -557,20 +557,24 @@ class FirStage:
             "fft": self._valid_fft,
         }[method]
         n_out, n_units = out.shape
-        parts = min(threads.get(), n_units // _MIN_THREAD_COLUMNS)
-        if n_out * n_units < _MIN_THREAD_VALUES:
-            parts = 1
+        n_threads = 1
+        if n_out * n_units >= _MIN_THREAD_VALUES:
+            n_threads = min(threads.usable(), n_units // _MIN_THREAD_COLUMNS)
         with threads.blas_serial():
-            if parts <= 1:
+            if n_threads <= 1:
                 compute(a, out)
                 return
-            edges = np.linspace(0, n_units, parts + 1).astype(int)
+            # a few pieces per thread, taken in turn, so that a thread the
+            # system holds back does not hold the others up
+            pieces = min(4 * n_threads, n_units // _MIN_THREAD_COLUMNS)
+            edges = np.linspace(0, n_units, pieces + 1).astype(int)
+
+            def piece(cols: tuple[int, int]) -> None:
+                c0, c1 = cols
+                compute(a[:, c0:c1], out[:, c0:c1])
+
             threads.map_threads(
-                lambda cols: compute(
-                    a[:, cols[0] : cols[1]], out[:, cols[0] : cols[1]]
-                ),
-                list(zip(edges[:-1], edges[1:], strict=True)),
-                parts,
+                piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
             )
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
