@@ -434,7 +434,8 @@ class RatePlan:
 
     @property
     def n_outside(self) -> int:
-        """Spikes of the source left out by the window."""
+        """Spikes of the source outside the window (they still reach the
+        rates inside it, see :func:`plan_rates`)."""
         return int(self._source.n_outside)
 
     @property
@@ -661,6 +662,16 @@ class RatePlan:
             flat, n_per_unit = _flatten(pieces)
             units = np.repeat(np.arange(self.n_units), n_per_unit)
             spike_rows = (flat - t_row0) / self.dt
+            # A spike within the binning tolerance of a grid time is on it,
+            # so that the kernel's support ends do not depend on rounding.
+            nearest = np.rint(spike_rows)
+            tol = np.maximum(
+                1e-9,
+                4 * np.finfo(np.float64).eps * (np.abs(flat) + abs(t_row0)) / self.dt,
+            )
+            spike_rows = np.where(
+                np.abs(spike_rows - nearest) <= tol, nearest, spike_rows
+            )
             yield k0, k1, exact.rows(k0, k1, spike_rows, units)
 
     def _effective_times(self) -> list[np.ndarray]:
@@ -890,7 +901,11 @@ def plan_rates(
         Window in seconds: the grid times are ``t_start + (k + 1) * dt`` up to
         ``t_stop``. Defaults: the recording's window for spike times (see
         :meth:`SpikeTrains.grid`), the whole ``t`` for a dense matrix.
-        Spikes outside the window are left out and counted.
+        The window crops the output, not the data: each rate equals the
+        whole recording's at that grid time (the kernel and the ISI rates see
+        the spikes outside the window within their reach), except with
+        ``border_correction``. Spikes outside the window are counted
+        (:attr:`RatePlan.n_outside`).
     chunk_steps : int, optional
         Time steps computed per chunk. The rates do not depend on it.
     chunk_duration : float, optional
@@ -1049,7 +1064,17 @@ def _notes(plan: RatePlan, src, size: int) -> list[str]:
                 end, what = max(ends), "last observed interval"
         if end is None and lasts:
             end, what = max(lasts), "last spike"
-        if end is not None and plan.t_stop - end > 0.5 * plan.dt:
+        # The default grid ends at the first grid time at or after the end,
+        # less than one step later: only a longer stretch is padding. The last
+        # spike is only a proxy for the recording's end, so past it only a
+        # long silence (1 s and a tenth of the window) is worth a note.
+        padding = plan.t_stop - end if end is not None else 0.0
+        if what == "last spike":
+            span = plan.t_stop - plan.t_start
+            worth_noting = padding >= max(1.0, 0.1 * span, plan.dt)
+        else:
+            worth_noting = padding >= plan.dt * (1 + 1e-9)
+        if end is not None and worth_noting:
             notes.append(
                 f"the window ends {plan.t_stop - end:.6g} s after the {what} "
                 f"({end:.6g} s): that stretch holds no spikes"
@@ -1117,7 +1142,7 @@ class RateResult:
     attrs : dict
         Estimator, parameters, grid and source (as written to files).
     n_outside : int
-        Spikes left out by the window.
+        Spikes outside the window.
     notes : list of str
         Remarks about the input worth telling a user.
     """

@@ -222,7 +222,7 @@ class Recursion:
             b_old = np.array([-c * k * r**k, -c * r**k])
         self._a = a_mat
         self._b_new, self._b_old = b_new, b_old
-        self._blocks: dict[int, tuple[np.ndarray, ...]] = {}
+        self._blocks: dict = {}
 
     @classmethod
     def detect(cls, kern: np.ndarray) -> Recursion | None:
@@ -280,12 +280,15 @@ class Recursion:
 
     def initial_state(self, kern: np.ndarray, a: np.ndarray) -> np.ndarray:
         """The state (d, N) at the first output of window ``a``, summed directly."""
-        k = kern.size
-        head = a[:k]
-        if self.kind == "expon":
-            return (kern[::-1] @ head)[None, :]
-        p_kern = self.c * self.r ** np.arange(k)
-        return np.stack([kern[::-1] @ head, p_kern[::-1] @ head])
+        head = a[: kern.size]
+        # contiguous reversed kernels: BLAS needs unit strides
+        reversed_kernels = self._blocks.get("initial")
+        if reversed_kernels is None:
+            rows = [kern[::-1]]
+            if self.kind == "alpha":
+                rows.append((self.c * self.r ** np.arange(kern.size))[::-1])
+            reversed_kernels = self._blocks["initial"] = np.array(rows)
+        return reversed_kernels @ head
 
 
 class FirStage:
@@ -368,25 +371,24 @@ class FirStage:
             self.rows_in += n_rows
             return out
         method = self.method
-        density = None
-        if method == "auto":
-            density = np.count_nonzero(x) / x.size
-            method = self._choose_method(density)
-        if method == "recursive":
-            # the method needs the smallest positive value and no negative
-            # ones; NaN and infinities are non-zero, so checking the gathered
-            # values is enough
-            values = x.reshape(-1)[flat_nonzero(x)]
+        flat = values = None
+        if method in ("auto", "recursive") and self._recursion_viable():
+            # the recursive method needs the smallest positive value and no
+            # negative ones; the non-zero entries also give the density
+            flat = flat_nonzero(x)
+            values = x.reshape(-1)[flat]
             if validate and not np.isfinite(values).all():
                 raise ValueError("spikes hold NaN or infinite values")
             validate = False
-            if not self._note_inputs(values):
-                if density is None:
-                    density = values.size / x.size
-                method = self._choose_method(density)
+            eligible = self._note_inputs(values)
+            if method == "auto" or not eligible:
+                method = self._choose_method(values.size / x.size)
+        elif method in ("auto", "recursive"):
+            method = self._choose_method(np.count_nonzero(x) / x.size)
         if method == "sparse":
-            flat = flat_nonzero(x)
-            values = x.reshape(-1)[flat]
+            if flat is None:
+                flat = flat_nonzero(x)
+                values = x.reshape(-1)[flat]
             # NaN and infinities are non-zero: checking the gathered values
             # is enough.
             if validate and not np.isfinite(values).all():
@@ -555,20 +557,24 @@ class FirStage:
             "fft": self._valid_fft,
         }[method]
         n_out, n_units = out.shape
-        parts = min(threads.get(), n_units // _MIN_THREAD_COLUMNS)
-        if n_out * n_units < _MIN_THREAD_VALUES:
-            parts = 1
+        n_threads = 1
+        if n_out * n_units >= _MIN_THREAD_VALUES:
+            n_threads = min(threads.usable(), n_units // _MIN_THREAD_COLUMNS)
         with threads.blas_serial():
-            if parts <= 1:
+            if n_threads <= 1:
                 compute(a, out)
                 return
-            edges = np.linspace(0, n_units, parts + 1).astype(int)
+            # a few pieces per thread, taken in turn, so that a thread the
+            # system holds back does not hold the others up
+            pieces = min(4 * n_threads, n_units // _MIN_THREAD_COLUMNS)
+            edges = np.linspace(0, n_units, pieces + 1).astype(int)
+
+            def piece(cols: tuple[int, int]) -> None:
+                c0, c1 = cols
+                compute(a[:, c0:c1], out[:, c0:c1])
+
             threads.map_threads(
-                lambda cols: compute(
-                    a[:, cols[0] : cols[1]], out[:, cols[0] : cols[1]]
-                ),
-                list(zip(edges[:-1], edges[1:], strict=True)),
-                parts,
+                piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
             )
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
@@ -612,7 +618,8 @@ class FirStage:
         block = _RECURSIVE_BLOCK
         memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
         peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
-        rows = max(4 * block, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
+        # groups of at least a kernel length: each starts with a direct sum
+        rows = max(4 * block, k, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
         rows = -(-rows // block) * block + 1
         for g0 in range(0, n_out, rows):
             g1 = min(n_out, g0 + rows)

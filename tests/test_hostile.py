@@ -437,6 +437,7 @@ def test_npz_ratio_below_the_size_limit(work: Path) -> None:
     assert_refused(run, "ratio")
 
 
+@pytest.mark.slow
 def test_hdf5_declaring_a_huge_unwritten_matrix(work: Path) -> None:
     with _dense_h5(work / "huge.h5", 2000) as f:
         f.create_dataset("spikes", shape=(2000, 10**7), dtype="f8", chunks=(64, 4096))
@@ -500,17 +501,20 @@ def test_npy_header_declaring_1e12_values(work: Path, where: str) -> None:
     assert_refused(run, "spike_times")
 
 
+@pytest.mark.slow
 def test_csv_header_of_ten_million_commas(work: Path) -> None:
     (work / "wide.csv").write_bytes(b"t" + b"," * 10_000_000 + b"\n0.001\n")
     assert_refused(run_cli(["events", "wide.csv"], work), "header")
 
 
+@pytest.mark.slow
 def test_csv_header_with_too_many_columns(work: Path) -> None:
     header = "t," + ",".join(str(i) for i in range(safety.MAX_COLUMNS + 1))
     (work / "wide.csv").write_text(header + "\n")
     assert_refused(run_cli(["events", "wide.csv"], work), "columns")
 
 
+@pytest.mark.slow
 def test_csv_data_line_longer_than_the_limit(work: Path) -> None:
     (work / "long.csv").write_bytes(b"unit,time\n0," + b"1" * (17 << 20) + b"\n")
     assert_refused(run_cli(["events", "long.csv"], work), "line")
@@ -576,7 +580,14 @@ PARAMS = {
 }
 
 
-@pytest.mark.parametrize("case", PARAMS)
+#: Cases that tokenize hundreds of kilobytes (seconds on a loaded machine).
+BIG_PARAMS = {"200k terms", "deep brackets"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.slow) if c in BIG_PARAMS else c for c in PARAMS],
+)
 def test_params_py_is_never_executed_or_recursed(work: Path, case: str) -> None:
     phy_folder(work / "phy", np.array([1, 2, 3]), PARAMS[case])
     run = run_cli(["events", "phy", "-o", "out.csv"], work)

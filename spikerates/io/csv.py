@@ -313,8 +313,17 @@ def _read_events(table: _Table, unit_col: int, time_col: int) -> SpikeTrains:
     order = np.lexsort((times[keep], inverse[keep]))
     counts = np.bincount(inverse[keep], minlength=ids.size)
     spike_times = np.split(times[keep][order], np.cumsum(counts)[:-1])
+    info = {
+        "format": "tsv" if table.sep == "\t" else "csv",
+        "layout": "events",
+        "table": "",
+        "id_column": table.fields[unit_col],
+    }
     return SpikeTrains(
-        list(spike_times) if ids.size else [], unit_ids=ids, source=table.src.name
+        list(spike_times) if ids.size else [],
+        unit_ids=ids,
+        source=table.src.name,
+        info=info,
     )
 
 
@@ -401,14 +410,19 @@ def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
         row_format = sep.join(["%.9g"] * block.shape[1])
         return [row_format % tuple(row) for row in block.tolist()]
     if fast and block.dtype.kind == "f" and _FAST_FLOATS:
-        cells = format_float64(block.astype(np.float64, copy=False))
-        rows, cols, width = cells.shape
-        joined = np.zeros((rows, cols, width + 1), dtype=np.uint8)
-        joined[:, :, :width] = cells
-        joined[:, :-1, width] = ord(sep)
-        joined[:, -1, width] = ord("\n")
-        text = joined[joined != 0].tobytes().decode("ascii")
-        return text.split("\n")[:-1]
+        # Small pieces stay in cache through the dozen passes of the format.
+        step = max(1, _FAST_VALUES // block.shape[1])
+        lines: list[str] = []
+        for r0 in range(0, block.shape[0], step):
+            piece = block[r0 : r0 + step].astype(np.float64, copy=False)
+            cells = format_float64(piece)
+            rows, cols, width = cells.shape
+            joined = np.zeros((rows, cols, width + 1), dtype=np.uint8)
+            joined[:, :, :width] = cells
+            joined[:, :-1, width] = ord(sep)
+            joined[:, -1, width] = ord("\n")
+            lines += joined[joined != 0].tobytes().decode("ascii").split("\n")[:-1]
+        return lines
     text = repr(block.tolist())
     return text[2:-2].replace("], [", "\n").replace(", ", sep).split("\n")
 
@@ -424,6 +438,7 @@ _TRAILING4 = np.array(
     ]
 )
 _POW10_MIN = -400
+_FAST_VALUES = 8192  # values formatted at a time
 _CELL = 24  # "-d.dddddddddddddddde-308"
 
 
@@ -488,7 +503,17 @@ def format_float64(values: np.ndarray) -> np.ndarray:
         return cells.reshape(*shape, _CELL)
     out = np.zeros((v.size, _CELL), dtype=np.uint8)
     out[normal] = cells
-    for i in np.flatnonzero(~normal).tolist():
+    special = ~normal
+    for text in (b"0.0", b"-0.0", b"inf", b"-inf", b"nan"):
+        value = float(text)
+        same = (
+            np.isnan(v)
+            if text == b"nan"
+            else (v == value) & (np.signbit(v) == np.signbit(value))
+        )
+        out[same, : len(text)] = np.frombuffer(text, dtype=np.uint8)
+        special &= ~same
+    for i in np.flatnonzero(special).tolist():  # subnormal numbers
         text = repr(float(v[i])).encode("ascii")
         out[i, : len(text)] = np.frombuffer(text, dtype=np.uint8)
     return out.reshape(*shape, _CELL)
