@@ -62,7 +62,8 @@ def test_bad_input_among_good_ones(cli, files, tmp_path, jobs):
     bad = tmp_path / "in" / "broken.npz"
     bad.write_bytes(b"not a zip file")
     log = tmp_path / "run.jsonl"
-    args = [*KERNEL, paths[0], bad, *paths[1:], "-o", tmp_path / "out"]
+    # -q: no notes (about the window), so that the error is the only line
+    args = ["-q", *KERNEL, paths[0], bad, *paths[1:], "-o", tmp_path / "out"]
     result = cli.run([*args, "--jobs", jobs, "--log", log])
     cli.assert_one_line_error(result, str(bad))
     assert cli.entries(tmp_path / "out") == ["rec0.npz", "rec1.npz", "rec2.npz"]
@@ -89,7 +90,7 @@ def test_unexpected_exception_is_one_named_line(
 
     monkeypatch.setattr(io, "read_spikes", read_spikes)
     paths = write_inputs(files, tmp_path / "in", 3)
-    result = cli.run([*KERNEL, *paths, "-o", tmp_path / "out", "--jobs", jobs])
+    result = cli.run(["-q", *KERNEL, *paths, "-o", tmp_path / "out", "--jobs", jobs])
     assert result.exit_code == 1
     lines = cli.error_lines(result)
     assert lines == [
@@ -295,6 +296,7 @@ def test_dask_local_cluster_from_the_command_line(script, files, tmp_path):
     paths = write_inputs(files, tmp_path / "in", 3)
     log = tmp_path / "run.jsonl"
     result = script.run(
+        "-q",
         *KERNEL,
         *paths,
         "-o",
@@ -399,6 +401,7 @@ def check_stopped(process, fifos, out, log, signum) -> None:
     assert "Traceback" not in err
     name = signal.Signals(signum).name
     assert err.splitlines()[-1].startswith(f"spikerates: interrupted by {name}; ")
+    assert err.splitlines()[-1].endswith("4 of 4 inputs not processed")
     # Nobody reads the pipes any more: no task runs on, none started later.
     time.sleep(1.0)
     assert not any(readers(fifo) for fifo in fifos)
