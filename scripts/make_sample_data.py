@@ -5,8 +5,9 @@
 
 - dense: ``recording_dense.npz``, ``recording_dense.h5``, ``recording_dense.csv``
   (``t``, ``spikes`` of value 1/dt per spike);
-- events: ``recording_events.npz``, ``recording.nwb`` (NWB Units layout),
-  ``recording_events.csv`` (``unit,time``);
+- events: ``recording_events.npz``, ``recording.nwb`` (an NWB file written
+  with pynwb: the Units table with the Phy labels in its ``quality``
+  column), ``recording_events.csv`` (``unit,time``);
 - a Phy/Kilosort folder ``phy/`` (spike times in samples at 30 kHz,
   ``spike_clusters.npy``, ``params.py``, ``cluster_group.tsv``);
 - ``neurons.csv`` (``gain,bias,encoder`` per neuron) and ``input.csv``
@@ -18,6 +19,7 @@ Run from anywhere: ``python scripts/make_sample_data.py [OUTDIR]``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -40,6 +42,13 @@ SEED = 42
 PHY_SAMPLE_RATE = 30_000.0  # Hz, a typical extracellular sampling rate
 # Phy curation labels: most units good, a few multi-unit and noise clusters.
 PHY_GROUPS = ["good"] * 14 + ["mua"] * 4 + ["noise"] * 2
+# Session metadata of the NWB file (fixed, so the file only changes with the data).
+SESSION = {
+    "session_description": "spikerates sample: 20 simulated LIF neurons, 2 s",
+    "session_start_time": "2024-01-01T00:00:00+00:00",
+    "session_id": "sample",
+    "lab": "spikerates",
+}
 
 OUT = Path(__file__).resolve().parent.parent / "sample_data"
 
@@ -114,8 +123,12 @@ def main() -> None:
     # float32 holds 1/dt = 1000 exactly and halves the binary files.
     for name in ("recording_dense.npz", "recording_dense.h5", "recording_dense.csv"):
         write_dense(str(out / name), t, spikes.astype(np.float32), unit_ids)
-    for name in ("recording_events.npz", "recording.nwb", "recording_events.csv"):
+    for name in ("recording_events.npz", "recording_events.csv"):
         write_events(str(out / name), trains)
+    labelled = dataclasses.replace(
+        trains, labels=np.array(PHY_GROUPS), label_column="quality", info=SESSION
+    )
+    write_events(str(out / "recording.nwb"), labelled, attrs={"dt": DT})
     if (out / "phy").exists():
         shutil.rmtree(out / "phy")
     write_phy(out / "phy", trains)

@@ -210,11 +210,15 @@ def execute(task: Task, item: Item) -> Record:
     """Run ``task`` on ``item`` and return its :class:`Record`.
 
     Any exception becomes a failed record naming the input (the traceback
-    is kept in :attr:`Record.trace`); interrupts propagate.
+    is kept in :attr:`Record.trace`); interrupts propagate, and so does a
+    :class:`BrokenPipeError` (standard output is gone: there is nobody to
+    write for).
     """
     start = time.perf_counter()
     try:
         result = task(item)
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         return Record.of(
             item,
@@ -346,7 +350,7 @@ def _on_worker_terminate(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
-def _init_local_worker() -> None:
+def _init_local_worker(pool_size: int = 1) -> None:
     # The client decides what an interrupt means: Ctrl-C on a terminal
     # reaches every process of the group, and a worker that turned it into
     # an exception would go on with the next task.
@@ -354,6 +358,12 @@ def _init_local_worker() -> None:
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_worker_terminate)
+    # Each worker computes with its share of the CPUs, so that thread pools
+    # do not nest inside the process pool.
+    with contextlib.suppress(Exception):
+        from spikerates import threads
+
+        threads.configure(jobs=pool_size)
 
 
 def _run_in_local_worker(task: Task, item: Item) -> Record:
@@ -409,10 +419,12 @@ class LocalEngine(Engine):
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context(self.start_method)
+        size = max(1, min(self.jobs, n_items))
         return ProcessPoolExecutor(
-            max_workers=min(self.jobs, n_items),
+            max_workers=size,
             mp_context=context,
             initializer=_init_local_worker,
+            initargs=(size,),
         )
 
     def _run_pool(self, task: Task, items: Sequence[Item]) -> Iterator[Record]:
@@ -583,7 +595,7 @@ class DaskEngine(Engine):
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # no fixed port to collide on
             silence_logs=logging.CRITICAL,
         )
         try:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, ResourceLimitError
-from spikerates.isi import IsiRates, check_interp, spike_rows_by_unit
+from spikerates.isi import VECTORISED_KINDS, IsiRates, check_interp, spike_rows_by_unit
 from spikerates.kernels import (
     ExactKernel,
     KernelFilter,
@@ -434,7 +434,8 @@ class RatePlan:
 
     @property
     def n_outside(self) -> int:
-        """Spikes of the source left out by the window."""
+        """Spikes of the source outside the window (they still reach the
+        rates inside it, see :func:`plan_rates`)."""
         return int(self._source.n_outside)
 
     @property
@@ -661,6 +662,16 @@ class RatePlan:
             flat, n_per_unit = _flatten(pieces)
             units = np.repeat(np.arange(self.n_units), n_per_unit)
             spike_rows = (flat - t_row0) / self.dt
+            # A spike within the binning tolerance of a grid time is on it,
+            # so that the kernel's support ends do not depend on rounding.
+            nearest = np.rint(spike_rows)
+            tol = np.maximum(
+                1e-9,
+                4 * np.finfo(np.float64).eps * (np.abs(flat) + abs(t_row0)) / self.dt,
+            )
+            spike_rows = np.where(
+                np.abs(spike_rows - nearest) <= tol, nearest, spike_rows
+            )
             yield k0, k1, exact.rows(k0, k1, spike_rows, units)
 
     def _effective_times(self) -> list[np.ndarray]:
@@ -797,6 +808,19 @@ class RatePlan:
         estimator = self._source.isi_estimator(
             p["midpoint"], p["interp"], self.exact, self.chunk_steps
         )
+        if out is not None and p["interp"] not in VECTORISED_KINDS:
+            # scipy's interpolants cost most per call: one call per unit over
+            # the whole grid.
+            estimator.evaluate(self.times(), out=out)
+            for k0 in range(0, self.n_steps, self.chunk_steps):
+                k1 = min(k0 + self.chunk_steps, self.n_steps)
+                block = out[k0:k1]
+                observed = self._observed(k0, k1)
+                if observed is not None:
+                    block[~observed] = np.nan
+                progress(k1 - k0)
+                yield self.times(k0, k1), block
+            return
         for k0 in range(0, self.n_steps, self.chunk_steps):
             k1 = min(k0 + self.chunk_steps, self.n_steps)
             t_chunk = self.times(k0, k1)
@@ -877,7 +901,11 @@ def plan_rates(
         Window in seconds: the grid times are ``t_start + (k + 1) * dt`` up to
         ``t_stop``. Defaults: the recording's window for spike times (see
         :meth:`SpikeTrains.grid`), the whole ``t`` for a dense matrix.
-        Spikes outside the window are left out and counted.
+        The window crops the output, not the data: each rate equals the
+        whole recording's at that grid time (the kernel and the ISI rates see
+        the spikes outside the window within their reach), except with
+        ``border_correction``. Spikes outside the window are counted
+        (:attr:`RatePlan.n_outside`).
     chunk_steps : int, optional
         Time steps computed per chunk. The rates do not depend on it.
     chunk_duration : float, optional
@@ -986,7 +1014,7 @@ def plan_rates(
     size = plan.output_bytes(out_dtype)
     if max_output_bytes is not None and size > max_output_bytes:
         raise ResourceLimitError(
-            f"the rates would take {_bytes(size)} ({n_steps} steps x {n_units} "
+            f"the rates would take {_bytes(size)} ({_count(n_steps)} steps x {n_units} "
             f"units x {out_dtype.itemsize} bytes), above the limit of "
             f"{_bytes(max_output_bytes)}; raise the limit (--max-output-size), "
             "store float32 (--dtype float32), use a coarser dt (--dt) or a "
@@ -1056,17 +1084,22 @@ def _notes(plan: RatePlan, src, size: int) -> list[str]:
             )
     if size > LARGE_OUTPUT_BYTES:
         notes.append(
-            f"the rates will take {_bytes(size)} ({plan.n_steps} steps x "
+            f"the rates will take {_bytes(size)} ({_count(plan.n_steps)} steps x "
             f"{plan.n_units} units); float32 output or a coarser dt makes them "
             "smaller"
         )
     return notes
 
 
+def _count(n: int) -> str:
+    return f"{n}" if n < 10**12 else f"{n:.3g}"
+
+
 def _bytes(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 1e4 else f"{value:.3g} {unit}"
     return f"{n} bytes"
 
 
@@ -1099,7 +1132,7 @@ class RateResult:
     attrs : dict
         Estimator, parameters, grid and source (as written to files).
     n_outside : int
-        Spikes left out by the window.
+        Spikes outside the window.
     notes : list of str
         Remarks about the input worth telling a user.
     """

@@ -70,3 +70,13 @@ class ResourceLimitError(SpikeratesError):
     The message names the size found, the limit and how to raise it or
     shrink the work, e.g. ``--max-output-size`` or a coarser ``--dt``.
     """
+
+
+def format_bytes(n: float) -> str:
+    """A size for messages: ``512 bytes``, ``3.5 MiB``, ``87.3 TiB``."""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.3g} KiB"
+    return f"{int(n)} bytes"

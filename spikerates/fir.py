@@ -56,6 +56,8 @@ SPARSE_ENTRIES = 1 << 20
 #: measured to be slower: their working set leaves the cache).
 SPARSE_OUT_VALUES = 1 << 20
 _FFT_COLUMNS = 32
+# Size of the L2 cache assumed by the cost model (one core's share).
+_L2_BYTES = 1 << 20
 # Work split over threads: at least this many columns per thread, and this
 # many output values in all (smaller work runs faster on one thread).
 _MIN_THREAD_COLUMNS = 32
@@ -220,7 +222,7 @@ class Recursion:
             b_old = np.array([-c * k * r**k, -c * r**k])
         self._a = a_mat
         self._b_new, self._b_old = b_new, b_old
-        self._blocks: dict[int, tuple[np.ndarray, ...]] = {}
+        self._blocks: dict = {}
 
     @classmethod
     def detect(cls, kern: np.ndarray) -> Recursion | None:
@@ -278,12 +280,15 @@ class Recursion:
 
     def initial_state(self, kern: np.ndarray, a: np.ndarray) -> np.ndarray:
         """The state (d, N) at the first output of window ``a``, summed directly."""
-        k = kern.size
-        head = a[:k]
-        if self.kind == "expon":
-            return (kern[::-1] @ head)[None, :]
-        p_kern = self.c * self.r ** np.arange(k)
-        return np.stack([kern[::-1] @ head, p_kern[::-1] @ head])
+        head = a[: kern.size]
+        # contiguous reversed kernels: BLAS needs unit strides
+        reversed_kernels = self._blocks.get("initial")
+        if reversed_kernels is None:
+            rows = [kern[::-1]]
+            if self.kind == "alpha":
+                rows.append((self.c * self.r ** np.arange(kern.size))[::-1])
+            reversed_kernels = self._blocks["initial"] = np.array(rows)
+        return reversed_kernels @ head
 
 
 class FirStage:
@@ -366,25 +371,24 @@ class FirStage:
             self.rows_in += n_rows
             return out
         method = self.method
-        density = None
-        if method == "auto":
-            density = np.count_nonzero(x) / x.size
-            method = self._choose_method(density)
-        if method == "recursive":
-            # the method needs the smallest positive value and no negative
-            # ones; NaN and infinities are non-zero, so checking the gathered
-            # values is enough
-            values = x.reshape(-1)[flat_nonzero(x)]
+        flat = values = None
+        if method in ("auto", "recursive") and self._recursion_viable():
+            # the recursive method needs the smallest positive value and no
+            # negative ones; the non-zero entries also give the density
+            flat = flat_nonzero(x)
+            values = x.reshape(-1)[flat]
             if validate and not np.isfinite(values).all():
                 raise ValueError("spikes hold NaN or infinite values")
             validate = False
-            if not self._note_inputs(values):
-                if density is None:
-                    density = values.size / x.size
-                method = self._choose_method(density)
+            eligible = self._note_inputs(values)
+            if method == "auto" or not eligible:
+                method = self._choose_method(values.size / x.size)
+        elif method in ("auto", "recursive"):
+            method = self._choose_method(np.count_nonzero(x) / x.size)
         if method == "sparse":
-            flat = flat_nonzero(x)
-            values = x.reshape(-1)[flat]
+            if flat is None:
+                flat = flat_nonzero(x)
+                values = x.reshape(-1)[flat]
             # NaN and infinities are non-zero: checking the gathered values
             # is enough.
             if validate and not np.isfinite(values).all():
@@ -481,8 +485,14 @@ class FirStage:
         # each window, or too many of its values are recomputed as direct
         # sums.
         block, pieces = self._sparse_shape()
+        # A table of kernel pieces larger than the L2 cache is streamed from
+        # further away at every spike (measured about 20 times the cost per
+        # product at tau = 0.5 s), and the transposing copy of the sparse
+        # product's blocks grows with the units.
+        per_product = 0.15 if (pieces * block * block * 8) <= _L2_BYTES else 3.0
+        per_value = 0.8 * (1.0 + self.n_units / 1500.0)
         cost = {
-            "sparse": 0.8 + density * (35.0 + 0.15 * pieces * block),
+            "sparse": per_value + density * (35.0 + per_product * pieces * block),
             "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
@@ -547,20 +557,24 @@ class FirStage:
             "fft": self._valid_fft,
         }[method]
         n_out, n_units = out.shape
-        parts = min(threads.get(), n_units // _MIN_THREAD_COLUMNS)
-        if n_out * n_units < _MIN_THREAD_VALUES:
-            parts = 1
+        n_threads = 1
+        if n_out * n_units >= _MIN_THREAD_VALUES:
+            n_threads = min(threads.usable(), n_units // _MIN_THREAD_COLUMNS)
         with threads.blas_serial():
-            if parts <= 1:
+            if n_threads <= 1:
                 compute(a, out)
                 return
-            edges = np.linspace(0, n_units, parts + 1).astype(int)
+            # a few pieces per thread, taken in turn, so that a thread the
+            # system holds back does not hold the others up
+            pieces = min(4 * n_threads, n_units // _MIN_THREAD_COLUMNS)
+            edges = np.linspace(0, n_units, pieces + 1).astype(int)
+
+            def piece(cols: tuple[int, int]) -> None:
+                c0, c1 = cols
+                compute(a[:, c0:c1], out[:, c0:c1])
+
             threads.map_threads(
-                lambda cols: compute(
-                    a[:, cols[0] : cols[1]], out[:, cols[0] : cols[1]]
-                ),
-                list(zip(edges[:-1], edges[1:], strict=True)),
-                parts,
+                piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
             )
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
@@ -604,7 +618,8 @@ class FirStage:
         block = _RECURSIVE_BLOCK
         memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
         peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
-        rows = max(4 * block, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
+        # groups of at least a kernel length: each starts with a direct sum
+        rows = max(4 * block, k, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
         rows = -(-rows // block) * block + 1
         for g0 in range(0, n_out, rows):
             g1 = min(n_out, g0 + rows)
@@ -625,6 +640,35 @@ class FirStage:
                     continue
             # windows without spikes: exact zeros
             np.copyto(group, 0.0, where=group < 0.5 * smallest)
+
+    def _recursive_buffers(
+        self, n_blocks: int, rows: int, order: int, n_units: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scratch arrays of one group, kept from group to group.
+
+        Fresh arrays of this size (about 1 MB) come from the system at every
+        call, and their page faults cost more than the products.
+        """
+        need = n_blocks * rows * n_units
+        buffers = self._plans.get("recursive")
+        if (
+            buffers is None
+            or buffers[0].size < need
+            or buffers[2].size < (n_blocks * order * n_units)
+        ):
+            buffers = (
+                np.empty(need),
+                np.empty(need),
+                np.empty(n_blocks * order * n_units),
+            )
+            self._plans["recursive"] = buffers
+        local, other, before = buffers
+        shape = (n_blocks, rows, n_units)
+        return (
+            local[:need].reshape(shape),
+            other[:need].reshape(shape),
+            before[: n_blocks * order * n_units].reshape(n_blocks, order, n_units),
+        )
 
     def _recursive_group(self, a: np.ndarray, out: np.ndarray) -> None:
         """out[i] = sum_k kern[k] a[i + K - 1 - k] by the kernel's recurrence."""
@@ -648,11 +692,14 @@ class FirStage:
                 n_blocks, block, n_units
             )
             leaving = a[done - 1 : done - 1 + span].reshape(n_blocks, block, n_units)
-            local = np.matmul(w_new, entering)
-            local += np.matmul(w_old, leaving)
+            local, other, before = self._recursive_buffers(
+                n_blocks, block + rec.order, rec.order, n_units
+            )
+            np.matmul(w_new, entering, out=local)
+            np.matmul(w_old, leaving, out=other)
+            local += other
             # chain the states at the ends of blocks, one block at a time
             ends = local[:, block:, :]
-            before = np.empty((n_blocks, rec.order, n_units))
             if rec.order == 1:
                 factor = float(a_block[0, 0])
                 for b in range(n_blocks):

@@ -17,15 +17,29 @@ from spikerates.errors import ParameterError
 from spikerates.fir import flat_nonzero
 from spikerates.names import ISI_INTERP_KINDS
 
-__all__ = ["ISI_INTERP_KINDS", "IsiRates", "check_interp", "spike_rows_by_unit"]
+__all__ = [
+    "ISI_INTERP_KINDS",
+    "VECTORISED_KINDS",
+    "IsiRates",
+    "check_interp",
+    "spike_rows_by_unit",
+]
+
+#: Interpolation kinds computed for all units at once; the others call scipy
+#: once per unit and piece of the grid.
+VECTORISED_KINDS = ("zero", "linear")
 
 _SPLINE_ORDERS = {"zero": 0, "slinear": 1, "quadratic": 2, "cubic": 3}
 _SPLINE_KINDS = {order: kind for kind, order in _SPLINE_ORDERS.items()}
 # Interpolation kinds that take the reference's points with repeated times.
 _ISI_REPEATS_KINDS = ("nearest", "nearest-up", "previous", "next")
+# Step kinds evaluated without building scipy interpolants (same values).
+_STEP_KINDS = _ISI_REPEATS_KINDS
 # Padding (in values) of rows of transposed buffers: a row stride that is a
 # power of two makes the transposing copy thrash the cache (measured 5x).
 _STRIDE_PAD = 8
+# Values of the transposed buffer of the per-unit (scipy) kinds.
+_SCIPY_BLOCK_VALUES = 1 << 21
 
 
 def check_interp(interp) -> str:
@@ -192,7 +206,7 @@ class IsiRates:
                 f"t_chunk [{t_chunk[0]!r}, {t_chunk[-1]!r}] s lies outside the grid "
                 f"[{self.t_first!r}, {self.t_last!r}] s"
             )
-        if self.interp in ("zero", "linear"):
+        if self.interp in VECTORISED_KINDS:
             self._evaluate_vectorised(t_chunk, out)
         else:
             self._evaluate_scipy(t_chunk, out)
@@ -279,10 +293,44 @@ class IsiRates:
         return self._interpolants
 
     def _evaluate_scipy(self, t_chunk: np.ndarray, out: np.ndarray) -> None:
-        transposed = np.empty((self.n_units, t_chunk.size))
-        for u, f in enumerate(self._unit_interpolants()):
-            transposed[u] = f(t_chunk)
-        out[...] = transposed.T
+        # One call per unit over the whole piece, in blocks of units whose
+        # transposed buffer stays a few MB.
+        n_t = t_chunk.size
+        block = max(1, min(self.n_units, _SCIPY_BLOCK_VALUES // max(n_t, 1)))
+        transposed = np.empty((block, n_t + _STRIDE_PAD))
+        steps = self.interp in _STEP_KINDS
+        interpolants = None if steps else self._unit_interpolants()
+        for u0 in range(0, self.n_units, block):
+            u1 = min(u0 + block, self.n_units)
+            for u in range(u0, u1):
+                if steps:
+                    s, c = self._start[u], self._count[u]
+                    xs, ys = self._x[s : s + c], self._y[s : s + c]
+                    transposed[u - u0, :n_t] = _step_values(
+                        self.interp, xs, ys, t_chunk
+                    )
+                else:
+                    transposed[u - u0, :n_t] = interpolants[u](t_chunk)
+            out[:, u0:u1] = transposed[: u1 - u0, :n_t].T
+
+
+def _step_values(kind: str, xs: np.ndarray, ys: np.ndarray, t: np.ndarray):
+    """``scipy.interpolate.interp1d(xs, ys, kind)(t)`` for the step kinds,
+    with scipy's own arithmetic (one search, no interpolant object)."""
+    if kind in ("nearest", "nearest-up"):
+        # Halfway points, halved before adding as scipy does.
+        half = xs / 2.0
+        bounds = half[1:] + half[:-1]
+        side = "left" if kind == "nearest" else "right"
+        index = np.searchsorted(bounds, t, side=side).clip(0, xs.size - 1)
+        return ys[index]
+    if kind == "previous":
+        shifted = np.nextafter(xs, -np.inf)
+        index = np.searchsorted(shifted, t, side="left").clip(1, xs.size)
+        return ys[index - 1]
+    shifted = np.nextafter(xs, np.inf)  # next
+    index = np.searchsorted(shifted, t, side="right").clip(0, xs.size - 1)
+    return ys[index]
 
 
 def _isi_points(

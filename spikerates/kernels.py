@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from spikerates.errors import ParameterError
+from spikerates.errors import ParameterError, ResourceLimitError
 from spikerates.fir import FIR_METHODS, FirStage, spike_entries
 from spikerates.names import KERNEL_KINDS
 from spikerates.params import Integer, positive_seconds
@@ -23,7 +23,9 @@ __all__ = [
     "KERNEL_KINDS",
     "KERNEL_METHODS",
     "ExactKernel",
+    "MAX_KERNEL_TAPS",
     "KernelFilter",
+    "check_kernel_size",
     "check_kind",
     "composite_kernel",
     "kernel_delay",
@@ -98,6 +100,25 @@ def sampled_kernel(
             )
         kern = kern / mass
     return np.ascontiguousarray(kern, dtype=np.float64), delay
+
+
+#: Longest sampled kernel, in taps (each stage): longer ones are refused
+#: before anything is allocated.
+MAX_KERNEL_TAPS = 1 << 24
+
+
+def check_kernel_size(kind: str, tau: float, dt: float) -> None:
+    """Raise ResourceLimitError when ``tau / dt`` needs more than
+    :data:`MAX_KERNEL_TAPS` taps for one stage of ``kind``."""
+    for stage_kind, stage_tau in kernel_stages(kind, tau / dt):
+        first, end = kernel_support(stage_kind, stage_tau)
+        taps = math.ceil(end - first)
+        if not taps <= MAX_KERNEL_TAPS:
+            raise ResourceLimitError(
+                f"a {kind} kernel with tau = {tau:g} s on a grid of dt = {dt:g} s "
+                f"needs {taps:.3g} taps, above the limit of {MAX_KERNEL_TAPS}; "
+                "use a shorter tau or a coarser dt"
+            )
 
 
 def kernel_support(kind: str, tau_steps: float) -> tuple[float, float]:
@@ -214,9 +235,10 @@ class ExactKernel:
         self.scale = 1.0 / (self.dt * truncated_mass(kind))
 
     def reach(self, k0: int, k1: int) -> tuple[float, float]:
-        """Fractional rows ``(lo, hi)``: spikes at rows strictly inside reach
-        output rows ``k0 .. k1 - 1``."""
-        return k0 + self.delay - self.span, k1 + self.delay
+        """Fractional rows ``(lo, hi)``: every spike that reaches output rows
+        ``k0 .. k1 - 1`` lies strictly inside (with a row to spare on each
+        side, so rounding at the support's ends decides nothing here)."""
+        return k0 + self.delay - self.span - 1, k1 + self.delay + 1
 
     def rows(
         self, k0: int, k1: int, spike_rows: np.ndarray, units: np.ndarray
@@ -344,6 +366,7 @@ class KernelFilter:
         self.normalize = bool(normalize)
         self.causal = bool(causal)
         self.method = method
+        check_kernel_size(self.kind, self.tau, self.dt)
         tau_steps = self.tau / self.dt
         self._stages = []
         for stage_kind, stage_tau in kernel_stages(self.kind, tau_steps):

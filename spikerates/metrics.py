@@ -284,49 +284,65 @@ def _full_bin_counts(times: np.ndarray, iv: np.ndarray, width: float) -> np.ndar
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-def _per_unit_mean(values: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
-    n = np.bincount(unit, minlength=n_units)
-    total = np.bincount(unit, weights=values, minlength=n_units)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+def _range_sums(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sums of ``values[offsets[u]:offsets[u+1]]`` (clipped to its length).
+
+    The ranges are contiguous, so the non-empty ones are exactly the
+    stretches between consecutive non-empty starts (``numpy.add.reduceat``).
+    """
+    n = values.size
+    starts = np.minimum(offsets[:-1], n)
+    ends = np.minimum(offsets[1:], n)
+    out = np.zeros(starts.size)
+    nonempty = ends > starts
+    if np.any(nonempty):
+        out[nonempty] = np.add.reduceat(values, starts[nonempty])
+    return out
 
 
 def _interval_stats(
     times: np.ndarray,
-    unit: np.ndarray,
+    offsets: np.ndarray,
     segment: np.ndarray,
-    n_units: int,
     isi_threshold: float,
 ) -> dict[str, np.ndarray]:
     """ISI statistics of a batch of units from their flat observed spikes.
 
-    ``unit`` numbers the units of the batch (0..n_units-1) and ``segment``
-    their observation intervals, uniquely over the batch; intervals are only
-    taken between consecutive spikes of one unit and one segment.
+    Unit ``u`` holds the spikes ``offsets[u]:offsets[u+1]``; ``segment``
+    numbers the observation intervals uniquely over the batch, so intervals
+    are only taken between consecutive spikes of one unit and one segment.
+    Every statistic is a sum over a unit's range of the flat arrays, with
+    the entries that are not intervals of the unit set to 0.
     """
+    n_units = offsets.size - 1
     isi = np.diff(times)
     same = segment[1:] == segment[:-1]
-    isi_unit = unit[1:][same]
-    isi_ok = isi[same]
-    n_isi = np.bincount(isi_unit, minlength=n_units)
-    violations = np.bincount(isi_unit[isi_ok < isi_threshold], minlength=n_units)
-    # Coefficient of variation with the population standard deviation
-    # (ddof = 0), in two passes for accuracy on regular trains.
-    mean_isi = _per_unit_mean(isi_ok, isi_unit, n_units)
-    dev = isi_ok - mean_isi[isi_unit]
-    var_isi = _per_unit_mean(dev * dev, isi_unit, n_units)
     with np.errstate(invalid="ignore", divide="ignore"):
+        n_isi = _range_sums(same.astype(np.float64), offsets)
+        violations = _range_sums(
+            (same & (isi < isi_threshold)).astype(np.float64), offsets
+        )
+        mean_isi = _range_sums(np.where(same, isi, 0.0), offsets) / n_isi
+        # Population standard deviation (ddof = 0), in two passes for accuracy
+        # on regular trains.
+        spike_mean = np.repeat(mean_isi, np.diff(offsets))[:-1]
+        dev = np.where(same, isi - spike_mean, 0.0)
+        var_isi = _range_sums(dev * dev, offsets) / n_isi
         cv = np.where(n_isi >= 2, np.sqrt(var_isi) / mean_isi, np.nan)
-    pair = same[1:] & same[:-1]
-    first, second, pair_unit = isi[:-1][pair], isi[1:][pair], unit[2:][pair]
-    total = first + second
-    # Two zero intervals (repeated spike times) vary by nothing.
-    local = np.where(total > 0, (second - first) / np.where(total > 0, total, 1), 0.0)
+        pair = same[1:] & same[:-1]
+        first, second = isi[:-1], isi[1:]
+        total = first + second
+        # Two zero intervals (repeated spike times) vary by nothing.
+        ok = pair & (total > 0)
+        local = np.where(ok, (second - first) / np.where(ok, total, 1.0), 0.0)
+        n_pairs = _range_sums(pair.astype(np.float64), offsets)
+        cv2 = 2.0 * _range_sums(np.abs(local), offsets) / n_pairs
+        lv = 3.0 * _range_sums(local * local, offsets) / n_pairs
     return {
-        "isi_violations_count": violations.astype(np.int64),
+        "isi_violations_count": np.rint(violations).astype(np.int64).reshape(n_units),
         "cv": cv,
-        "cv2": 2.0 * _per_unit_mean(np.abs(local), pair_unit, n_units),
-        "lv": 3.0 * _per_unit_mean(local * local, pair_unit, n_units),
+        "cv2": np.where(n_pairs > 0, cv2, np.nan),
+        "lv": np.where(n_pairs > 0, lv, np.nan),
     }
 
 
@@ -420,13 +436,12 @@ def compute_metrics(
         (t.size for t in trains.spike_times), dtype=np.int64, count=n_units
     )
     for u0, u1 in _unit_batches(sizes):
-        times, units, segments = [], [], []
+        times, segments = [], []
         seg_base = 0
         for i in range(u0, u1):
             kept, seg = _observed_spikes(trains.spike_times[i], intervals[i])
             counts[i] = kept.size
             times.append(kept)
-            units.append(np.full(kept.size, i - u0, dtype=np.int64))
             segments.append(seg + seg_base)
             seg_base += intervals[i].shape[0]
             bins = _full_bin_counts(kept, intervals[i], presence_bin)
@@ -438,9 +453,8 @@ def compute_metrics(
                 fano[i] = np.mean((windows - mean) ** 2) / mean
         batch = _interval_stats(
             np.concatenate(times),
-            np.concatenate(units),
+            np.concatenate([[0], np.cumsum(counts[u0:u1])]),
             np.concatenate(segments),
-            u1 - u0,
             isi_threshold,
         )
         for name, values in batch.items():

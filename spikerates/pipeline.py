@@ -97,7 +97,7 @@ def estimate_rates(
     dict
         ``n_steps``, ``n_units``, ``dt`` (s), ``t_start`` (s, the time
         before the first grid time), ``t_stop`` (s, the last grid time),
-        ``n_outside`` (spikes left out by the window) and ``notes`` (remarks
+        ``n_outside`` (spikes outside the window) and ``notes`` (remarks
         about the input worth telling a user).
     """
     if not isinstance(source, SpikeTrains | DenseSpikes):

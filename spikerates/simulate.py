@@ -29,13 +29,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from spikerates.errors import ParameterError, SpikeDataError
+from spikerates.errors import (
+    ParameterError,
+    ResourceLimitError,
+    SpikeDataError,
+    format_bytes,
+)
 from spikerates.neurons import LIF, LIFRate, make_neuron_type
 from spikerates.spiketrains import DenseSpikes, SpikeTrains, dense_to_events
 
 __all__ = [
     "INPUT_KINDS",
     "Population",
+    "check_run_size",
     "derived_seed",
     "input_from_table",
     "iter_simulate",
@@ -44,6 +50,7 @@ __all__ = [
     "measure_rates",
     "population_from_table",
     "random_initial_voltage",
+    "run_steps",
     "resample_input",
     "simulate",
     "simulate_spikes",
@@ -774,6 +781,91 @@ def resample_input(
 
 # ---------------------------------------------------------------------------
 # runs as data-model objects
+
+#: Most neuron-steps (neurons x time steps) one run may simulate: about a
+#: quarter of an hour of computing.
+MAX_NEURON_STEPS = 10**11
+
+#: Bytes of state and population kept per neuron (gain, bias, encoders, max
+#: rate, intercept, voltage, refractory time and work arrays).
+_BYTES_PER_NEURON = 96
+
+
+def check_run_size(
+    n_steps: int,
+    n_neurons: int,
+    *,
+    events: bool = False,
+    max_output_bytes: int | None = None,
+    max_neuron_steps: int | None = MAX_NEURON_STEPS,
+) -> int:
+    """Refuse a simulation too large to hold or to finish, before any work.
+
+    Parameters
+    ----------
+    n_steps : int
+        Time steps M (``round(duration / dt)``).
+    n_neurons : int
+        Neurons N.
+    events : bool
+        Only spike times are kept (no (M, N) matrix).
+    max_output_bytes : int, optional
+        Most bytes the arrays of the run may take: the dense spikes
+        ``8 M N`` (unless ``events``), the time grid and input ``16 M``, and
+        the population; None for no limit.
+    max_neuron_steps : int, optional
+        Most neuron-steps ``M N`` to compute; None for no limit.
+
+    Returns
+    -------
+    int
+        The bytes the run's arrays take.
+
+    Raises
+    ------
+    ResourceLimitError
+        Naming the size and the ways to shrink the run.
+    """
+    n_steps, n_neurons = int(n_steps), int(n_neurons)
+    n_bytes = 16 * n_steps + _BYTES_PER_NEURON * n_neurons
+    if not events:
+        n_bytes += 8 * n_steps * n_neurons
+    shrink = "a shorter --duration, a coarser --dt or fewer --n-neurons"
+    if max_output_bytes is not None and n_bytes > max_output_bytes:
+        dense = "" if events else " (or keep only spike times with --events)"
+        raise ResourceLimitError(
+            f"simulating {n_neurons} neurons for {n_steps} steps takes "
+            f"{format_bytes(n_bytes)}, above the limit of "
+            f"{format_bytes(max_output_bytes)}; raise it (--max-output-size) "
+            f"or choose {shrink}{dense}"
+        )
+    if max_neuron_steps is not None and n_steps * n_neurons > max_neuron_steps:
+        raise ResourceLimitError(
+            f"simulating {n_neurons} neurons for {n_steps} steps is "
+            f"{n_steps * n_neurons:.3g} neuron-steps, more than the "
+            f"{max_neuron_steps:.3g} one run may compute; choose {shrink}"
+        )
+    return n_bytes
+
+
+def run_steps(dt: float, duration: float) -> int:
+    """The number of time steps ``round(duration / dt)`` of a run (>= 1).
+
+    Raises
+    ------
+    ParameterError
+        Naming ``dt`` or ``duration``.
+    ResourceLimitError
+        When the number of steps is too large to count (``duration / dt``
+        overflows).
+    """
+    ratio = _check_dt(duration, "duration") / _check_dt(dt)
+    if not math.isfinite(ratio):
+        raise ResourceLimitError(
+            f"a duration of {duration} s at dt = {dt} s is more time steps than "
+            "can be counted; choose a shorter duration or a coarser dt"
+        )
+    return _n_steps(dt, duration)
 
 
 def derived_seed(seed: int | None, stream: int) -> int | None:

@@ -358,8 +358,15 @@ def snap_to_grid(spike_times: Sequence[np.ndarray], grid: Grid) -> list[np.ndarr
     """
     out = []
     for times in spike_times:
-        k = bin_index(np.asarray(times, dtype=np.float64), grid.t_start, grid.dt)
-        k = np.unique(k[(k >= 0) & (k < grid.n_steps)].astype(np.int64))
+        times = np.asarray(times, dtype=np.float64)
+        k = bin_index(times, grid.t_start, grid.dt)
+        k = k[(k >= 0) & (k < grid.n_steps)].astype(np.int64)
+        if k.size > 1:
+            if np.all(k[1:] >= k[:-1]):
+                # Sorted times (as SpikeTrains keeps them): drop repeats.
+                k = k[np.concatenate([[True], k[1:] != k[:-1]])]
+            else:
+                k = np.unique(k)
         out.append(grid.t_start + (k + 1) * grid.dt)
     return out
 
@@ -713,6 +720,45 @@ class SpikeTrains:
                 base = np.array([[t_lo, t_hi]])
             observed.append(intersect_intervals(base, epochs))
         return self._with(trains, t_lo, t_hi, observed)
+
+    def exclude_intervals(self, invalid: Any) -> SpikeTrains:
+        """Drop ``invalid`` times (NWB ``invalid_times``) from every unit's
+        observation.
+
+        Parameters
+        ----------
+        invalid : (K, 2) array_like
+            ``[start, stop]`` times in seconds where the data are not valid.
+
+        Returns
+        -------
+        SpikeTrains
+            The spikes outside ``invalid`` (a spike exactly on an invalid
+            interval's edge is kept), each unit observed where it was and the
+            data are valid.
+        """
+        invalid = check_intervals(invalid, "invalid_times")
+        if invalid.size == 0:
+            return self._with(
+                list(self.spike_times), self.t_start, self.t_stop, self.obs_intervals
+            )
+        # The complement of the invalid intervals, over all time.
+        edges = np.concatenate([[-np.inf], invalid.reshape(-1), [np.inf]])
+        valid = edges.reshape(-1, 2)
+        valid = valid[valid[:, 1] >= valid[:, 0]]
+        lo = -np.inf if self.t_start is None else self.t_start
+        hi = np.inf if self.t_stop is None else self.t_stop
+        trains, observed = [], []
+        for unit, times in enumerate(self.spike_times):
+            inside = np.ones(times.size, dtype=bool)
+            for a, b in invalid:
+                inside &= ~((times > a) & (times < b))
+            trains.append(times[inside])
+            base = None if self.obs_intervals is None else self.obs_intervals[unit]
+            if base is None:
+                base = np.array([[lo, hi]])
+            observed.append(intersect_intervals(base, valid))
+        return self._with(trains, self.t_start, self.t_stop, observed)
 
     def bin(self, grid: Grid, k0: int = 0, k1: int | None = None) -> np.ndarray:
         """Spike counts per bin of ``grid``, int64 of shape (k1 - k0, N).

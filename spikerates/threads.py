@@ -41,6 +41,7 @@ __all__ = [
     "map_threads",
     "pool_initializer",
     "process_pool",
+    "usable",
 ]
 
 #: Environment variables through which thread pools read their size when
@@ -95,6 +96,34 @@ def get() -> int:
         The count set by :func:`configure`, else :func:`available`.
     """
     return available() if _threads is None else _threads
+
+
+def usable(threads: int | None = None) -> int:
+    """Threads worth starting now: at most ``threads``, fewer on a busy machine.
+
+    Parameters
+    ----------
+    threads : int, optional
+        The most to use; default :func:`get`.
+
+    Returns
+    -------
+    int
+        ``threads`` while the CPUs this process may run on have room for
+        them (the 1-minute load average, which counts this process, leaves
+        CPUs idle), else as many as there is room for, at least 1: on a
+        machine already busy a second thread only waits for a CPU, and the
+        work split between threads then waits for the slowest.
+    """
+    n = get() if threads is None else _count("threads", threads)
+    if n <= 1:
+        return 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average: trust the count
+        return n
+    idle = available() - load
+    return max(1, min(n, 1 + int(idle)))
 
 
 def fft_workers() -> int:
@@ -231,9 +260,8 @@ def process_pool(jobs: int, threads: int | None = None, mp_context=None):
 # every loaded library, which costs milliseconds); limiting through it
 # costs microseconds
 _controller = None
-# the estimators' own thread pool, rebuilt when the count changes
-_executor = None
-_executor_size = 0
+# the estimators' own thread pools, one per number of threads
+_executors: dict = {}
 
 
 def _threadpool_controller():
@@ -277,17 +305,20 @@ def map_threads(function, items: list, threads: int | None = None) -> list:
         The results in the order of ``items``; an exception in any call is
         raised once all calls are done.
     """
-    global _executor, _executor_size
     n = get() if threads is None else _count("threads", threads)
     n = min(n, len(items))
     if n <= 1:
         return [function(item) for item in items]
-    if _executor is None or _executor_size < n:
+    executor = _executors.get(n)
+    if executor is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        if _executor is not None:
-            _executor.shutdown(wait=False)
-        _executor = ThreadPoolExecutor(max_workers=n, thread_name_prefix="spikerates")
-        _executor_size = n
-    futures = [_executor.submit(function, item) for item in items]
+        # one pool per size: its n workers take the items in turn
+        executor = _executors[n] = ThreadPoolExecutor(
+            max_workers=n, thread_name_prefix="spikerates"
+        )
+    from concurrent.futures import wait
+
+    futures = [executor.submit(function, item) for item in items]
+    wait(futures)
     return [future.result() for future in futures]

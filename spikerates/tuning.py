@@ -31,11 +31,18 @@ from numpy.typing import ArrayLike
 
 from spikerates.errors import ParameterError
 from spikerates.neurons import LIF, LIFRate
-from spikerates.simulate import Population, measure_rates
+from spikerates.simulate import (
+    MAX_NEURON_STEPS,
+    Population,
+    check_run_size,
+    measure_rates,
+    run_steps,
+)
 
 __all__ = [
     "TuningCurves",
     "analytic_rates",
+    "check_size",
     "input_points",
     "measured_rates",
     "rate_derivative",
@@ -106,6 +113,65 @@ class TuningCurves:
                 for i in range(values.shape[1]):
                     columns[f"{name}_{i}"] = values[:, i]
         return columns
+
+
+def check_size(
+    n_points: int,
+    n_neurons: int,
+    *,
+    derivative: bool = False,
+    measure: bool = False,
+    dt: float = 0.001,
+    duration: float = 1.0,
+    max_output_bytes: int | None = None,
+    max_neuron_steps: int | None = MAX_NEURON_STEPS,
+) -> None:
+    """Refuse tuning curves too large to hold or to measure, before any work.
+
+    Parameters
+    ----------
+    n_points, n_neurons : int
+        Input points P and neurons N.
+    derivative, measure : bool
+        Whether the derivative and measured curves are computed too.
+    dt, duration : float
+        The simulation of each point, in seconds (``measure`` only).
+    max_output_bytes : int, optional
+        Most bytes the curves may take (``8 P N`` each, and their
+        temporaries); None for no limit.
+    max_neuron_steps : int, optional
+        Most neuron-steps (``P N round(duration / dt)``) the measurement may
+        compute; None for no limit.
+
+    Raises
+    ------
+    ResourceLimitError
+        Naming the size and the ways to shrink the computation.
+    ParameterError
+        Naming ``dt`` or ``duration`` for a bad measurement grid.
+    """
+    from spikerates.errors import ResourceLimitError, format_bytes
+
+    n_points, n_neurons = int(n_points), int(n_neurons)
+    # rates and one temporary of the same shape, each optional curve
+    n_arrays = 2 + int(derivative) + int(measure)
+    n_bytes = 8 * n_points * (n_arrays * n_neurons + 1)
+    if max_output_bytes is not None and n_bytes > max_output_bytes:
+        raise ResourceLimitError(
+            f"tuning curves of {n_neurons} neurons at {n_points} points take "
+            f"{format_bytes(n_bytes)}, above the limit of "
+            f"{format_bytes(max_output_bytes)}; raise it "
+            "(--max-output-size) or choose fewer --points or --n-neurons"
+        )
+    if measure:
+        # every (point, neuron) pair is one simulated neuron
+        check_run_size(
+            run_steps(dt, duration),
+            n_points * n_neurons,
+            events=True,
+            max_output_bytes=None,
+            max_neuron_steps=max_neuron_steps,
+        )
 
 
 def input_points(x_min: float, x_max: float, n_points: int) -> np.ndarray:

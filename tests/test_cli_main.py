@@ -22,8 +22,12 @@ COMMANDS = [
     ["events"],
     ["rates", "kernel"],
     ["rates", "isi"],
+    ["rates", "count"],
     ["tuning"],
     ["simulate"],
+    ["info"],
+    ["metrics"],
+    ["psth"],
 ]
 
 
@@ -256,7 +260,8 @@ class Example:
 
     args: tuple[str, ...]
     ref: tuple[str, ...]
-    expect: str = "differs"  # differs | same | moved | figure | stderr:<text>
+    # differs | same | moved | figure | refused | stdout | quiet | stderr:<text>
+    expect: str = "differs"
     extra: tuple[str, ...] = field(default=())
 
 
@@ -296,7 +301,33 @@ def _spike_examples(command: list[str], base: list[str]) -> dict:
             ["--jobs", "2"],
             "same",
         ),
+        "--engine": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--engine", "local"],
+            "same",
+        ),
+        "--scheduler": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--scheduler", "{scheduler}"],
+            "same",
+        ),
+        "--shard": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--shard", "2/2"],
+        ),
+        # nothing to skip in a fresh folder: the same outputs
+        "--skip-existing": _ex(
+            [*command, "{dense}", "{events}", "-o", "{tmp}/d", "--to", "csv"],
+            ["--skip-existing"],
+            "same",
+        ),
+        "--log": _ex(base, ["--log", "{tmp}/run.jsonl"]),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
+        "--max-output-size": _ex(base, ["--max-output-size", "100"], "refused"),
+        "--id-column": _ex([*command, "{nwb}"], ["--id-column", "quality"]),
+        "--segment": _ex(
+            [*command, "{segments}", "--segment", "0"], ["--segment", "1"]
+        ),
     }
 
 
@@ -305,6 +336,12 @@ def _rates_examples(command: list[str]) -> dict:
     examples = _spike_examples(command, base)
     examples["--chunk-duration"] = _ex(base, ["--chunk-duration", "0.07"], "same")
     examples["--dtype"] = _ex(base, ["--dtype", "float32"])
+    if command[-1] in ("kernel", "isi"):
+        on_events = [*command, "{events}", "--t-start", "0"]
+        examples["--epochs"] = _ex(on_events, ["--epochs", "{epochs}"])
+        # kernel rates are binned by default, ISI rates of spike times exact
+        flag = "--exact" if command[-1] == "kernel" else "--binned"
+        examples["--exact"] = _ex(on_events, [flag])
     return examples
 
 
@@ -323,6 +360,7 @@ def _neuron_examples(base: list[str], spiking_base: list[str]) -> dict:
         "--output": _ex(base, ["-o", "{tmp}/out.csv"], "moved"),
         "--to": _ex(base, ["--to", "npz"]),
         "--plot": _ex(base, ["--plot", "{tmp}/f.png"], "figure"),
+        "--max-output-size": _ex(base, ["--max-output-size", "100"], "refused"),
     }
 
 
@@ -399,6 +437,107 @@ for _path, _examples in (
 ):
     for _name, _example in _examples.items():
         OPTION_EXAMPLES[_path, _name] = _example
+OPTION_EXAMPLES[("rates", "kernel"), "--pool"] = _ex(
+    [*KERNEL, "--tau", "auto"], ["--pool"]
+)
+_count = _rates_examples(["rates", "count"])
+_count["--dtype"] = _ex(
+    ["rates", "count", "{dense}", "--as", "rate", "--to", "npz"],
+    ["--dtype", "float32"],
+)
+_count["--as"] = _ex(["rates", "count", "{dense}"], ["--as", "rate"])
+for _name, _example in _count.items():
+    OPTION_EXAMPLES[("rates", "count"), _name] = _example
+
+
+def _analysis_examples(command: list[str], rest: list[str]) -> dict:
+    """Examples of the reading options of info, metrics and psth."""
+    base = [*command, "{dense}", *rest]
+    return {
+        "--from": _ex(
+            [*command, "{dat}", *rest, "--from", "npz"], [], "same", ref=base
+        ),
+        "--dataset": _ex(
+            [*command, "{two}", *rest, "--dataset", "/a/spikes"],
+            ["--dataset", "/b/spikes"],
+        ),
+        "--units": _ex(base, ["--units", "1,3"]),
+        "--label": _ex([*command, "{phy}", *rest], ["--label", "good"]),
+        "--t-start": _ex(base, ["--t-start", "0.12"]),
+        "--t-stop": _ex(base, ["--t-stop", "0.45"]),
+    }
+
+
+INFO = ["info", "{dense}", "--to", "csv"]
+_info = _analysis_examples(["info"], ["--to", "csv"])
+_info.update(
+    {
+        "--output": _ex(INFO, ["-o", "{tmp}/out.csv"], "moved"),
+        "--to": _ex(["info", "{dense}"], ["--to", "json"]),
+        "--values": _ex(["info", "{halves}", "--to", "csv"], ["--values", "counts"]),
+    }
+)
+METRICS = ["metrics", "{dense}"]
+_metrics = _analysis_examples(["metrics"], [])
+_metrics.update(
+    {
+        "--output": _ex(
+            # short bins: no NaN, which never compares equal
+            [*METRICS, "--to", "csv", "--presence-bin", "0.1", "--fano-window", "0.1"],
+            ["-o", "{tmp}/out.csv"],
+            "moved",
+        ),
+        "--to": _ex(METRICS, ["--to", "csv"]),
+        "--values": _ex(["metrics", "{halves}"], ["--values", "counts"]),
+        "--presence-bin": _ex(METRICS, ["--presence-bin", "0.1"]),
+        "--isi-threshold": _ex(METRICS, ["--isi-threshold", "0.01"]),
+        "--min-isi": _ex(METRICS, ["--min-isi", "0.001"]),
+        "--fano-window": _ex(METRICS, ["--fano-window", "0.05"]),
+        "--plot": _ex(METRICS, ["--plot", "{tmp}/f.png"], "figure"),
+    }
+)
+_PSTH_REST = ["--events", "{trials}", "--window", "-0.05:0.1", "--bootstrap", "50"]
+PSTH = ["psth", "{dense}", *_PSTH_REST]
+PSTH_GAUSS = [*PSTH, "--kind", "gauss"]
+_psth = _analysis_examples(["psth"], _PSTH_REST)
+_psth.update(
+    {
+        "--events": _ex(
+            ["psth", "{dense}", "--window", "-0.05:0.1", "--events", "{trials}"],
+            [],
+            ref=["psth", "{dense}", "--window", "-0.05:0.1", "--events", "{late}"],
+        ),
+        "--window": _ex(
+            ["psth", "{dense}", "--events", "{trials}", "--window", "-0.05:0.1"],
+            [],
+            ref=["psth", "{dense}", "--events", "{trials}", "--window", "0:0.1"],
+        ),
+        "--dt": _ex(PSTH, ["--dt", "0.05"]),
+        "--kind": _ex(PSTH, ["--kind", "gauss", "--tau", "0.02"]),
+        "--tau": _ex(PSTH_GAUSS, ["--tau", "0.05"], ref=[*PSTH_GAUSS, "--tau", "0.02"]),
+        "--pool": _ex([*PSTH_GAUSS, "--tau", "auto"], ["--pool"]),
+        "--align-to": _ex(PSTH, ["--align-to", "late"]),
+        "--group-by": _ex(PSTH, ["--group-by", "side"]),
+        "--ci": _ex(PSTH, ["--ci", "0.5"]),
+        "--bootstrap": _ex(PSTH, ["--bootstrap", "20"]),
+        "--seed": _ex(PSTH, ["--seed", "1"]),
+        "--trials": _ex([*PSTH, "-o", "{tmp}/p.npz"], ["--trials"]),
+        "--output": _ex(PSTH, ["-o", "{tmp}/out.csv"], "moved"),
+        "--to": _ex(PSTH, ["--to", "tsv"]),
+        "--plot": _ex(PSTH, ["--plot", "{tmp}/f.png"], "figure"),
+        "--values": _ex(
+            ["psth", "{halves}", "--events", "{trials_long}", "--window", "-1:1"],
+            ["--values", "counts"],
+        ),
+    }
+)
+for _path, _examples in (
+    (("info",), _info),
+    (("metrics",), _metrics),
+    (("psth",), _psth),
+):
+    for _name, _example in _examples.items():
+        OPTION_EXAMPLES[_path, _name] = _example
 OPTION_EXAMPLES[(), "--version"] = Example(("--version",), ("--help",), "stdout")
 OPTION_EXAMPLES[(), "--verbose"] = Example(
     ("-v", *KERNEL), tuple(KERNEL), "stderr:spikerates: {dense}: wrote -:"
@@ -451,8 +590,21 @@ def option_inputs(tmp_path_factory, dense_files, events_file, phy_dir, dense_spi
     occupied = np.random.default_rng(8).random((200, 3)) < 0.2
     np.savez(halves, t=0.5 * np.arange(1, 201), spikes=2.0 * occupied)
     np.savez(fractional, t=0.5 * np.arange(1, 201), spikes=0.7 * occupied)
+    trials = root / "trials.csv"
+    trials.write_text(
+        "time,late,side\n0.1,0.12,a\n0.2,0.23,b\n0.3,0.31,a\n0.4,0.44,b\n"
+    )
+    late = root / "late.csv"
+    late.write_text("time\n0.12\n0.23\n0.31\n0.44\n")
+    trials_long = root / "trials_long.csv"
+    trials_long.write_text("time\n" + "".join(f"{10 * k}\n" for k in range(1, 10)))
     neurons = root / "neurons.csv"
     neurons.write_text("max_rate,intercept,encoder\n150,-0.2,1\n250,0.3,-1\n")
+    epochs = root / "epochs.csv"
+    epochs.write_text("start,stop\n0.05,0.12\n0.2,0.28\n")
+    nwb = _write_nwb(root / "units.nwb")
+    segments = root / "segments.npz"
+    _write_segments(segments)
     return {
         "dense": dense_files["npz"],
         "dat": str(dat),
@@ -462,7 +614,65 @@ def option_inputs(tmp_path_factory, dense_files, events_file, phy_dir, dense_spi
         "halves": str(halves),
         "fractional": str(fractional),
         "neurons": str(neurons),
+        "epochs": str(epochs),
+        "nwb": str(nwb),
+        "segments": str(segments),
+        "trials": str(trials),
+        "late": str(late),
+        "trials_long": str(trials_long),
     }
+
+
+def _write_nwb(path):
+    """An NWB Units table (pynwb) whose 'quality' column names each unit."""
+    import warnings
+    from datetime import datetime, timezone
+
+    import pynwb
+
+    nwb = pynwb.NWBFile(
+        session_description="options",
+        identifier="options",
+        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    )
+    nwb.add_unit_column("quality", "a name per unit")
+    for unit, (times, name) in enumerate(
+        [([0.1, 0.25, 0.3], "alpha"), ([0.05, 0.2], "beta")]
+    ):
+        nwb.add_unit(spike_times=times, id=unit, quality=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    return path
+
+
+def _write_segments(path) -> None:
+    """A SpikeInterface sorting of two segments with different spikes."""
+    import spikeinterface.core as si
+
+    segments = [
+        {0: np.array([10, 200, 300]), 1: np.array([50, 60])},
+        {0: np.array([5, 15]), 1: np.array([100, 250, 280])},
+    ]
+    sorting = si.NumpySorting.from_unit_dict(segments, sampling_frequency=1000.0)
+    si.NpzSortingExtractor.write_sorting(sorting, str(path))
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler():
+    """The address of a Dask scheduler with one worker process on 127.0.0.1."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",  # no fixed port to collide on
+        silence_logs=logging.CRITICAL,
+    ) as cluster:
+        yield cluster.scheduler_address
 
 
 def _outputs(result, folder) -> dict:
@@ -523,22 +733,32 @@ def _same(a, b) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _invoke(cli, args, inputs, folder):
+def _invoke(cli, args, inputs, folder, exit_code=0):
     folder.mkdir(parents=True, exist_ok=True)
     values = {**inputs, "tmp": str(folder)}
     result = cli.run([a.format(**values) for a in args])
-    assert result.exit_code == 0, (args, result.stderr)
+    assert result.exit_code == exit_code, (args, result.stderr)
     return result, _outputs(result, folder)
 
 
 @pytest.mark.parametrize(
     "key", sorted(OPTION_EXAMPLES), ids=lambda key: " ".join([*key[0], key[1]])
 )
-def test_option_has_an_effect(cli, tmp_path, option_inputs, key):
+def test_option_has_an_effect(cli, tmp_path, option_inputs, key, request):
     example = OPTION_EXAMPLES[key]
+    if "{scheduler}" in example.args:
+        scheduler = request.getfixturevalue("dask_scheduler")
+        option_inputs = {**option_inputs, "scheduler": scheduler}
     ref, ref_out = _invoke(cli, example.ref, option_inputs, tmp_path / "ref")
-    got, got_out = _invoke(cli, example.args, option_inputs, tmp_path / "got")
-    if example.expect == "differs":
+    refused = example.expect == "refused"
+    got, got_out = _invoke(
+        cli, example.args, option_inputs, tmp_path / "got", exit_code=int(refused)
+    )
+    if refused:
+        line = cli.assert_one_line_error(got, "--max-output-size")
+        assert "above the limit of 100 bytes" in line
+        assert got_out == {"stdout": None}
+    elif example.expect == "differs":
         assert not _same(got_out, ref_out)
     elif example.expect == "same":
         assert _same(got_out, ref_out)

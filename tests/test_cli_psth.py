@@ -173,8 +173,8 @@ def test_kernel_tau_auto_trials_and_notes(cli, session, tmp_path):
     )
     assert result.exit_code == 0, result.stderr
     # The first trial's window starts at -0.5 s, before the recording.
-    assert "1 of 29 trials left out" in result.stderr
-    assert "tau per unit: 21:" in result.stderr
+    assert f"spikerates: note: {path}: 1 of 29 trials left out" in result.stderr
+    assert f"spikerates: {path}: tau per unit: 21:" in result.stderr
     with np.load(out) as z:
         assert z["trials"].shape == (29, 350, 3)
         assert np.all(np.isnan(z["trials"][0]))

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rates_helpers import DT, assert_matches, grid, reference, spike_matrix
 
@@ -240,6 +240,8 @@ random_trains = st.integers(1, 3).flatmap(
     window=st.tuples(st.floats(0, 1), st.floats(0, 1)),
     chunk_steps=st.integers(1, 300),
 )
+# A spike on a grid time at the very end of an exact kernel's support.
+@example([[0.8]], 0.001, "gauss", 0.004, "exact", (1.0, 0.5), 1)
 def test_windowed_kernel_rates_equal_the_full_run(
     units, dt, kind, tau, variant, window, chunk_steps
 ):
@@ -379,8 +381,12 @@ def exact_kernel_loop(spike_times, grid_t, dt, kind, tau, causal=False):
     row = np.arange(grid_t.size)
     for u, times in enumerate(spike_times):
         for s in times:
-            # Offset in steps of each grid time from the spike.
-            x_rows = row - (s - grid_t[0]) / dt
+            # Offset in steps of each grid time from the spike (a spike
+            # within 1e-9 steps of a grid time is on it, as in binning).
+            position = (s - grid_t[0]) / dt
+            if abs(position - round(position)) <= 1e-9:
+                position = round(position)
+            x_rows = row - position
             _, first, end, delay = continuous_kernel(kind, 0.0, tau_steps)
             delay = 0 if causal else delay
             x = x_rows + delay + first
@@ -642,3 +648,11 @@ def test_note_for_large_outputs_and_last_spike_borders():
     assert any("float32" in note and "GiB" in note for note in plan.notes)
     plan = plan_rates(trains, "kernel", dt=DT, border_correction=True)
     assert any("last spike" in note for note in plan.notes), plan.notes
+
+
+def test_huge_kernels_and_grids_are_refused_before_allocating(trains):
+    with pytest.raises(ResourceLimitError, match=r"tau = 10000 s .* taps"):
+        plan_rates(trains, "kernel", dt=1e-6, tau=1e4, max_output_bytes=None)
+    with pytest.raises(ResourceLimitError) as info:
+        plan_rates(trains, "kernel", dt=0.001, t_stop=1e300)
+    assert len(str(info.value)) < 400

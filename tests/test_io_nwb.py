@@ -235,6 +235,20 @@ def test_rates_are_a_timeseries_in_hz(tmp_path):
     assert back.unit_ids.tolist() == [4, 8, 15]
 
 
+def test_rates_carry_session_metadata_given_in_attrs(tmp_path, nwb_file):
+    info = sio.read_spikes(nwb_file.path).info
+    target = tmp_path / "rates.nwb"
+    with sio.open_matrix_writer(
+        target, None, n_rows=2, unit_ids=[1], attrs={"dt": 0.5, **info}
+    ) as writer:
+        writer.append(np.array([0.5, 1.0]), np.ones((2, 1)))
+    validate(target)
+    io, nwbfile = read_nwb(target)
+    with io:
+        assert nwbfile.session_description == "spikerates test session"
+        assert nwbfile.session_start_time == datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
 def test_rates_open_in_pynapple(tmp_path):
     nap = pytest.importorskip("pynapple")
     path = tmp_path / "rates.nwb"
@@ -246,6 +260,7 @@ def test_rates_open_in_pynapple(tmp_path):
     np.testing.assert_array_equal(frame.values, values)
 
 
+@pytest.mark.slow
 def test_streamed_nwb_memory_does_not_grow_with_rows(tmp_path):
     # Load pynwb and its schema once, outside the measurement.
     _stream(tmp_path / "warm.nwb", 10, range(8))
@@ -362,3 +377,24 @@ def test_two_units_tables_say_which_was_used(tmp_path, nwb_file):
     other = sio.read_spikes(path, dataset="/processing/curated/units")
     assert other.info["table"] == "/processing/curated/units"
     assert "choice" not in other.info
+
+
+def test_nwb_through_standard_output_and_input(tmp_path, monkeypatch, trains):
+    import io as pyio
+    import sys
+
+    out = pyio.BytesIO()
+    monkeypatch.setattr(sys, "stdout", pyio.TextIOWrapper(out))
+    sio.write_events("-", trains, "nwb")
+    data = out.getvalue()
+    (tmp_path / "piped.nwb").write_bytes(data)
+    validate(tmp_path / "piped.nwb")
+
+    class Stdin(pyio.TextIOWrapper):
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(sys, "stdin", Stdin(pyio.BytesIO(data)))
+    back = sio.read_spikes("-")
+    assert back.unit_ids.tolist() == trains.unit_ids.tolist()
+    assert back.info["format"] == "nwb" and back.label_column == "quality"

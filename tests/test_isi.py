@@ -20,7 +20,7 @@ from rates_helpers import (
 
 from spikerates.errors import ParameterError
 from spikerates.estimators import rates_isi, spikes2events
-from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions
+from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions, _step_values
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +282,21 @@ def test_grid_positions_equal_searchsorted(start, n_t, dt, queries):
     )
     expected = np.searchsorted(t_chunk, times, side="left")
     np.testing.assert_array_equal(_grid_positions(t_chunk, times), expected)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(st.integers(0, 40), min_size=2, max_size=30),
+    kind=st.sampled_from(["nearest", "nearest-up", "previous", "next"]),
+)
+def test_step_kinds_equal_scipy_interp1d(steps, kind):
+    # Points on a coarse lattice, so ties between queries, points and
+    # halfway points are common; repeated times included.
+    xs = np.sort(np.array(steps, dtype=np.float64)) * 0.25
+    if xs[0] == xs[-1]:
+        return
+    ys = np.arange(xs.size, dtype=np.float64)
+    t = np.linspace(xs[0], xs[-1], 97)
+    t = np.concatenate([t, xs, 0.5 * (xs[1:] + xs[:-1])])
+    expected = scipy.interpolate.interp1d(xs, ys, kind=kind, assume_sorted=True)(t)
+    np.testing.assert_array_equal(_step_values(kind, xs, ys, t), expected)

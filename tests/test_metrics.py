@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikerates.errors import ParameterError
 from spikerates.metrics import (
@@ -153,6 +155,14 @@ def _plain_metrics(times, intervals, *, presence_bin, threshold, min_isi, window
     first = np.concatenate([a for a, _ in pairs]) if pairs else np.zeros(0)
     second = np.concatenate([b for _, b in pairs]) if pairs else np.zeros(0)
 
+    total = first + second
+    local = np.array(
+        [
+            (b - a) / t if t > 0 else 0.0
+            for a, b, t in zip(first, second, total, strict=True)
+        ]
+    )
+
     def full_bins(width):
         counts = []
         for (a, b), p in zip(intervals, pieces, strict=True):
@@ -173,12 +183,9 @@ def _plain_metrics(times, intervals, *, presence_bin, threshold, min_isi, window
         if n
         else np.nan,
         "cv": np.std(isis) / np.mean(isis) if isis.size >= 2 else np.nan,
-        "cv2": 2 * np.mean(np.abs(second - first) / (second + first))
-        if first.size
-        else np.nan,
-        "lv": 3 * np.mean(((first - second) / (first + second)) ** 2)
-        if first.size
-        else np.nan,
+        # Two zero intervals (a time repeated three times) vary by nothing.
+        "cv2": 2 * np.mean(np.abs(local)) if first.size else np.nan,
+        "lv": 3 * np.mean(local**2) if first.size else np.nan,
         "fano_factor": np.var(win) / np.mean(win)
         if win.size >= 2 and np.mean(win) > 0
         else np.nan,
@@ -362,3 +369,45 @@ def test_table_rows_and_concat():
     np.testing.assert_array_equal(mixed.columns["cluster_id"], [1, 2, 5])
     with pytest.raises(ValueError, match="lengths"):
         UnitTable({"a": np.zeros(2), "b": np.zeros(3)})
+
+
+@st.composite
+def _unit_with_intervals(draw):
+    """Spike times in [0, 50) s and one to three observation intervals."""
+    times = np.sort(
+        np.array(
+            draw(
+                st.lists(
+                    st.floats(0, 50, allow_nan=False, exclude_max=True),
+                    max_size=60,
+                )
+            )
+        )
+    )
+    cuts = sorted(draw(st.lists(st.floats(0, 50), min_size=2, max_size=6, unique=True)))
+    pairs = [(a, b) for a, b in zip(cuts[::2], cuts[1::2], strict=False)]
+    return times, np.array(pairs, dtype=float).reshape(-1, 2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_unit_with_intervals())
+def test_property_matches_plain_loop(case):
+    times, intervals = case
+    trains = SpikeTrains([times], t_start=0.0, t_stop=50.0, obs_intervals=[intervals])
+    table = compute_metrics(
+        trains, presence_bin=5.0, isi_threshold=0.5, fano_window=2.0
+    )
+    want = _plain_metrics(
+        times,
+        observed_intervals(trains)[0],
+        presence_bin=5.0,
+        threshold=0.5,
+        min_isi=0.0,
+        window=2.0,
+    )
+    for name in METRIC_NAMES:
+        got = table.columns[name][0]
+        if name == "firing_rate" and not sum(b - a for a, b in intervals):
+            assert np.isnan(got)
+            continue
+        np.testing.assert_allclose(got, want[name], rtol=1e-9, atol=1e-12, err_msg=name)

@@ -587,3 +587,18 @@ def test_restrict_to_a_grid_uses_the_binning_rule():
     assert (sub.t_start, sub.t_stop) == (0.1, pytest.approx(0.4))
     assert sub.obs_intervals[0].tolist() == [[0.1, pytest.approx(0.4)]]
     np.testing.assert_array_equal(sub.bin(grid), trains.bin(grid))
+
+
+def test_exclude_intervals_removes_invalid_times_from_observation():
+    trains = SpikeTrains(
+        [np.array([0.1, 0.3, 0.4, 0.5, 0.9]), np.array([0.45])],
+        t_start=0.0,
+        t_stop=1.0,
+        obs_intervals=[None, np.array([[0.0, 0.6]])],
+    )
+    valid = trains.exclude_intervals([[0.3, 0.5]])
+    assert valid.spike_times[0].tolist() == [0.1, 0.3, 0.5, 0.9]
+    assert valid.spike_times[1].tolist() == []
+    assert valid.obs_intervals[0].tolist() == [[0.0, 0.3], [0.5, 1.0]]
+    assert valid.obs_intervals[1].tolist() == [[0.0, 0.3], [0.5, 0.6]]
+    assert trains.exclude_intervals([]).spike_times[0].size == 5

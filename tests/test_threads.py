@@ -141,3 +141,60 @@ def test_pool_default_uses_the_configured_total():
         assert {r["get"] for r in pool.map(report_in_worker, range(4))} == {1}
     with threads.process_pool(1, threads=2) as pool:
         assert pool.submit(report_in_worker).result()["get"] == 2
+
+
+@pytest.mark.parametrize(
+    "load, cpus, asked, expected",
+    [
+        (0.1, 2, 2, 2),
+        (0.9, 2, 2, 2),
+        (1.5, 2, 2, 1),
+        (12.0, 2, 2, 1),
+        (2.2, 8, 4, 4),
+        (6.5, 8, 4, 2),
+        (0.0, 4, 1, 1),
+    ],
+)
+def test_usable_threads_leave_a_busy_machine_alone(
+    monkeypatch, load, cpus, asked, expected
+):
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert threads.usable(asked) == expected
+
+
+def test_usable_without_a_load_average_trusts_the_count(monkeypatch):
+    def no_load():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(os, "getloadavg", no_load)
+    assert threads.usable(3) == 3
+
+
+def test_map_threads_keeps_the_order_and_waits_for_every_call():
+    import threading
+    import time
+
+    names = set()
+
+    def work(i):
+        names.add(threading.current_thread().name)
+        time.sleep(0.002 * (i % 3))
+        return i * i
+
+    assert threads.map_threads(work, list(range(12)), 2) == [i * i for i in range(12)]
+    assert len(names) <= 2
+    assert threads.map_threads(work, [5], 2) == [25]
+    assert threads.map_threads(work, [1, 2], 1) == [1, 4]
+
+    done = []
+
+    def fails_once(i):
+        if i == 0:
+            raise ValueError("piece 0")
+        time.sleep(0.01)
+        done.append(i)
+
+    with pytest.raises(ValueError, match="piece 0"):
+        threads.map_threads(fails_once, [0, 1, 2, 3], 2)
+    assert sorted(done) == [1, 2, 3]

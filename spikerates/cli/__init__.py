@@ -12,6 +12,7 @@ adds the traceback.
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import click
@@ -23,7 +24,15 @@ from spikerates.cli.metrics import metrics
 from spikerates.cli.psth import psth
 from spikerates.cli.rates import rates
 from spikerates.cli.rates_count import count
-from spikerates.cli.runner import Settings, report_exception, settings
+from spikerates.cli.runner import (
+    Settings,
+    ensure_streams,
+    is_broken_pipe,
+    report_exception,
+    settings,
+    signals_interrupt,
+    silence_stdout,
+)
 from spikerates.cli.simulate import simulate
 from spikerates.cli.tuning import tuning
 
@@ -38,17 +47,26 @@ class SpikeratesGroup(click.Group):
     """The top-level group: reports any exception of a command in one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit):
-            raise
-        except (click.exceptions.Abort, KeyboardInterrupt, SystemExit):
-            raise
-        except BrokenPipeError:
-            raise
-        except Exception as exc:
-            report_exception(exc, settings(ctx))
-            ctx.exit(1)
+        with signals_interrupt():
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit):
+                raise
+            except (click.exceptions.Abort, SystemExit):
+                raise
+            except KeyboardInterrupt as exc:
+                # Writers have removed their temporary files on the way out.
+                signum = getattr(exc, "signum", signal.SIGINT)
+                name = signal.Signals(signum).name
+                click.echo(f"spikerates: interrupted by {name}", err=True)
+                ctx.exit(128 + signum)
+            except Exception as exc:
+                if is_broken_pipe(exc):
+                    # The reader is gone (``| head``): stop quietly.
+                    silence_stdout()
+                    ctx.exit(128 + signal.SIGPIPE)
+                report_exception(exc, settings(ctx))
+                ctx.exit(1)
 
 
 @click.group(
@@ -105,7 +123,13 @@ cli.add_command(psth)
 
 
 def main() -> None:
-    """Entry point of the ``spikerates`` console script."""
+    """Entry point of the ``spikerates`` console script.
+
+    Exit status: 0 on success, 1 for an error, 2 for a usage error,
+    128 + N when stopped by signal N (130 for Ctrl-C), 141 when the reader
+    of standard output went away.
+    """
+    ensure_streams()
     cli.main(prog_name="spikerates")
 
 

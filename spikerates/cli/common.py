@@ -8,6 +8,7 @@ the library modules are imported inside the functions that use them.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from spikerates.cli.options import (
+    FINITE,
     INPUT_SIGNAL,
     NON_NEGATIVE,
     POSITIVE,
@@ -22,6 +24,7 @@ from spikerates.cli.options import (
     TAU,
     UNIT_LIST,
     RangeType,
+    exact_and_epochs_options,
     inputs_argument,
     neuron_options,
     output_options,
@@ -32,6 +35,8 @@ from spikerates.cli.runner import (
     Job,
     Report,
     Settings,
+    check_outputs_are_not_inputs,
+    echo_line,
     output_format,
     pass_settings,
     plan_jobs,
@@ -43,6 +48,7 @@ from spikerates.names import READ_FORMATS, VALUE_MODES
 
 __all__ = [
     "DEFAULT_DT",
+    "FINITE",
     "TABLE_FORMATS",
     "analysis_input_options",
     "note",
@@ -59,7 +65,13 @@ __all__ = [
     "ReadOptions",
     "Report",
     "Settings",
+    "check_output_size",
+    "check_outputs_are_not_inputs",
+    "echo_line",
+    "exact_and_epochs_options",
+    "events_output_bytes",
     "check_window",
+    "staged_outputs",
     "inputs_argument",
     "make_neuron",
     "make_population",
@@ -120,6 +132,128 @@ def explicit(ctx: click.Context, name: str) -> bool:
 
 
 # ----------------------------------------------------------------------------
+# Outputs: checked before any work, committed together after all of it
+
+
+def resolve_output(target: str) -> str:
+    """Where ``target`` really is: a symbolic link's destination (so the link
+    stays and its file is replaced), ``-`` as it is."""
+    if target == "-" or not os.path.islink(target):
+        return target
+    return os.path.realpath(target)
+
+
+def _stage(target: str) -> str:
+    """Create an empty hidden file beside ``target`` to write it into."""
+    import tempfile
+
+    from spikerates.errors import SpikeDataError
+
+    if os.path.isdir(target):
+        raise SpikeDataError("is a folder; give an output file name", path=target)
+    if os.path.exists(target) and not os.stat(target).st_mode & 0o222:
+        raise SpikeDataError(
+            "is read-only and is not replaced; remove it or write elsewhere",
+            path=target,
+        )
+    directory = os.path.dirname(os.path.abspath(target))
+    base = os.path.basename(target)
+    try:
+        fd, path = tempfile.mkstemp(
+            prefix=f".{base}.", suffix=f".tmp{os.path.splitext(base)[1]}", dir=directory
+        )
+    except FileNotFoundError:
+        raise SpikeDataError(
+            f"cannot write: the folder {directory} does not exist", path=target
+        ) from None
+    except PermissionError:
+        raise SpikeDataError(
+            f"cannot write: permission denied in the folder {directory}", path=target
+        ) from None
+    except OSError as exc:
+        raise SpikeDataError(
+            f"cannot write: {exc.strerror or exc}", path=target
+        ) from None
+    os.close(fd)
+    return path
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+@contextlib.contextmanager
+def staged_outputs(*targets: str | None) -> Iterator[list[str | None]]:
+    """Write a run's outputs (data, figure) so that they appear together.
+
+    Yields, for each target, the path to write it to: a hidden file beside
+    the target (``-`` and None are passed through). Only when the block
+    succeeds are they renamed onto their targets, one after the other; on
+    any error or signal they are all removed and the targets are untouched.
+    A symbolic link keeps pointing where it did: its destination is
+    replaced. A read-only target, a missing folder or a folder without
+    write permission is refused before any work.
+    """
+    staged: list[tuple[str, str]] = []
+    paths: list[str | None] = []
+    try:
+        for target in targets:
+            if target is None or target == "-":
+                paths.append(target)
+                continue
+            real = resolve_output(target)
+            path = _stage(real)
+            staged.append((path, real))
+            paths.append(path)
+        yield paths
+        for path, real in staged:
+            _commit(path, real)
+    finally:
+        for path, _ in staged:
+            _discard(path)
+
+
+def _commit(path: str, target: str) -> None:
+    from spikerates.errors import SpikeDataError
+
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        raise SpikeDataError(
+            f"cannot write: {exc.strerror or exc}", path=target
+        ) from None
+
+
+def check_output_size(
+    n_bytes: float, limit: int | None, *, what: str = "the output", remedies: str = ""
+) -> None:
+    """Refuse an output of ``n_bytes`` above ``limit`` (``--max-output-size``).
+
+    Raises
+    ------
+    ResourceLimitError
+        Naming the size, the limit and the remedies.
+    """
+    from spikerates.errors import ResourceLimitError, format_bytes
+
+    if limit is None or n_bytes <= limit:
+        return
+    hint = f"; {remedies}" if remedies else ""
+    raise ResourceLimitError(
+        f"{what} would take {format_bytes(n_bytes)}, above the limit of "
+        f"{format_bytes(limit)} (raise it with --max-output-size){hint}"
+    )
+
+
+def events_output_bytes(trains: Any, fmt: str) -> int:
+    """About how many bytes spike times take written in ``fmt``: 8 per
+    spike in binary formats, about 24 per spike as ``unit,time`` text."""
+    per_spike = 24 if fmt in ("csv", "tsv") else 8
+    return per_spike * int(trains.n_spikes) + 16 * int(trains.n_units)
+
+
+# ----------------------------------------------------------------------------
 # Progress
 
 
@@ -153,6 +287,8 @@ class ReadOptions:
     labels: tuple[str, ...] = ()
     t_start: float | None = None
     t_stop: float | None = None
+    id_column: str | None = None
+    segment: int | None = None
     allow_external_data: bool = False
 
     @classmethod
@@ -167,6 +303,8 @@ class ReadOptions:
             labels=tuple(options["labels"]),
             t_start=options["t_start"],
             t_stop=options["t_stop"],
+            id_column=options.get("id_column"),
+            segment=options.get("segment"),
             allow_external_data=options.get("allow_external_data", False),
         )
 
@@ -180,8 +318,14 @@ def check_window(options: dict[str, Any]) -> None:
         )
 
 
-def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
+def read_source(
+    path: str, read: ReadOptions, *, lazy: bool = False, report: Report | None = None
+):
     """Read spikes and apply ``--label`` and ``--units``.
+
+    With ``report``, say (with ``-v``) which table and id column the units
+    came from, and note which spike table was chosen when the file held
+    several.
 
     Returns
     -------
@@ -198,8 +342,23 @@ def read_source(path: str, read: ReadOptions, *, lazy: bool = False):
         values=read.values,
         dt=read.dt,
         lazy=lazy,
+        id_column=read.id_column,
+        segment=read.segment,
         allow_external_data=read.allow_external_data,
     )
+    info = getattr(data, "info", None) or {}
+    if report is not None and info:
+        described = [
+            f"{key} {info[key]}"
+            for key in ("format", "layout", "table")
+            if info.get(key)
+        ]
+        if info.get("id_column"):
+            described.append(f"unit ids from column {info['id_column']}")
+        if described:
+            report.summary("read " + ", ".join(described))
+        if info.get("choice"):
+            report.note(str(info["choice"]))
     try:
         if read.labels:
             data = _select_labels(data, read.labels, path)

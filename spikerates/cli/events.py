@@ -12,13 +12,16 @@ from spikerates.cli.common import (
     Job,
     ReadOptions,
     Report,
+    check_output_size,
     check_window,
+    events_output_bytes,
     inputs_argument,
     output_options,
     plan_jobs,
     read_source,
     run_jobs,
     spike_input_options,
+    staged_outputs,
     window_note,
 )
 
@@ -47,15 +50,19 @@ def events(inputs: tuple[str, ...], **options: Any) -> None:
     jobs = plan_jobs(
         inputs, options["output"], options["to_format"], options["plot_path"]
     )
-    task = functools.partial(_events_task, ReadOptions.from_options(options))
+    task = functools.partial(
+        _events_task, ReadOptions.from_options(options), options["max_output_bytes"]
+    )
     run_jobs(task, jobs, options["jobs"])
 
 
-def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
+def _events_task(
+    read: ReadOptions, limit: int | None, job: Job, report: Report
+) -> None:
     from spikerates import io
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
-    data = read_source(job.source, read)
+    data = read_source(job.source, read, report=report)
     report.count(data)
     dt = read.dt if read.dt is not None else DEFAULT_DT
     if isinstance(data, DenseSpikes):
@@ -73,12 +80,19 @@ def _events_task(read: ReadOptions, job: Job, report: Report) -> None:
             report, trains.n_spikes - windowed.n_spikes, grid.t_start, grid.t_stop
         )
         trains = windowed
-    io.write_events(job.target, trains, job.out_format)
+    check_output_size(
+        events_output_bytes(trains, job.out_format),
+        limit,
+        what=f"{trains.n_spikes} spike times",
+        remedies="or select units (--units, --label) or a window (--t-start/--t-stop)",
+    )
+    with staged_outputs(job.target, job.plot_path) as (target, figure):
+        io.write_events(target, trains, job.out_format)
+        if figure is not None:
+            from spikerates.plot import plot_raster
+
+            plot_raster(trains, path=figure)
     report.summary(
         f"wrote {job.target}: {trains.n_spikes} spikes of {trains.n_units} units "
         f"({job.out_format})"
     )
-    if job.plot_path is not None:
-        from spikerates.plot import plot_raster
-
-        plot_raster(trains, path=job.plot_path)

@@ -46,8 +46,9 @@ def info(inputs: tuple[str, ...], **options: Any) -> None:
     units; the mean rate counts the spikes inside it.
 
     Without --to and -o the result is a table to read; --to tsv|csv|json
-    (or -o FILE with that extension) gives one row per unit for scripts,
-    with a leading 'file' column, and JSON also the provenance of each file.
+    (or -o FILE with that extension) gives one row per unit for scripts
+    (with a leading 'file' column for several inputs), and JSON also the
+    provenance of each file.
     """
     from spikerates.io.unit_tables import (
         format_text_table,
@@ -72,7 +73,7 @@ def info(inputs: tuple[str, ...], **options: Any) -> None:
             chunks.append(_describe(meta) + format_text_table(summary))
         click.echo("\n".join(chunks), nl=False)
         return
-    table = concat_tables(summaries, names)
+    table = summaries[0] if len(summaries) == 1 else concat_tables(summaries, names)
     if fmt == "json":
         table.attrs = {"files": provenance}
     write_unit_table(options["output"], table, fmt)

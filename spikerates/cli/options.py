@@ -22,15 +22,31 @@ FC = Callable[..., Any]
 # Parameter types
 
 
+class FiniteFloat(click.FloatRange):
+    """A finite number (NaN and infinities are refused), optionally bounded."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class RangeType(click.ParamType):
-    """``LOW:HIGH`` (uniform draws) or one value, with optional bounds.
+    """``LOW:HIGH`` (uniform draws from ``[LOW, HIGH)``) or one value.
 
     Parameters
     ----------
     low, high : float, optional
         Bounds every value must respect.
     low_open, high_open : bool
-        Whether the bounds themselves are excluded.
+        Whether the bounds themselves are excluded. An excluded ``high`` is
+        still accepted as the HIGH of a range, whose draws never reach it
+        (as nengo's ``Uniform(-1, 1)``); a single value must be below it.
+    what : str
+        What the values are, for messages (``intercepts``).
     """
 
     name = "LOW:HIGH"
@@ -42,11 +58,13 @@ class RangeType(click.ParamType):
         *,
         low_open: bool = False,
         high_open: bool = False,
+        what: str = "values",
     ) -> None:
         self.low = low
         self.high = high
         self.low_open = low_open
         self.high_open = high_open
+        self.what = what
 
     def convert(self, value, param, ctx):
         if isinstance(value, tuple | float | int):
@@ -62,25 +80,88 @@ class RangeType(click.ParamType):
         for number in numbers:
             if not math.isfinite(number):
                 self.fail(f"{number} is not a finite number", param, ctx)
-            self._check_bounds(number, param, ctx)
         if len(numbers) == 1:
+            self._check_bounds(numbers[0], text, param, ctx)
             return numbers[0]
         low, high = numbers
         if low > high:
             self.fail(f"LOW must not exceed HIGH, got {text!r}", param, ctx)
+        self._check_bounds(low, text, param, ctx)
+        # Draws from [LOW, HIGH) never reach HIGH: an excluded bound is fine.
+        self._check_bounds(high, text, param, ctx, draws_below=low < high)
         return (low, high)
 
-    def _check_bounds(self, number: float, param, ctx) -> None:
+    def _check_bounds(
+        self, number: float, text: str, param, ctx, draws_below: bool = False
+    ) -> None:
         if self.low is not None:
             bad = number <= self.low if self.low_open else number < self.low
             if bad:
-                sign = ">" if self.low_open else ">="
-                self.fail(f"{number:g} is not {sign} {self.low:g}", param, ctx)
+                sign = "above" if self.low_open else "at least"
+                self.fail(
+                    f"{self.what} must be {sign} {self.low:g}, got {text}",
+                    param,
+                    ctx,
+                )
         if self.high is not None:
-            bad = number >= self.high if self.high_open else number > self.high
+            if self.high_open and not draws_below:
+                bad = number >= self.high
+            else:
+                bad = number > self.high
             if bad:
-                sign = "<" if self.high_open else "<="
-                self.fail(f"{number:g} is not {sign} {self.high:g}", param, ctx)
+                sign = "below" if self.high_open else "at most"
+                self.fail(
+                    f"{self.what} must be {sign} {self.high:g}, got {text}",
+                    param,
+                    ctx,
+                )
+
+
+class SizeType(click.ParamType):
+    """A number of bytes: ``4GiB``, ``500MB``, ``2e9``, or ``none`` (no limit).
+
+    KiB/MiB/GiB/TiB (and K/M/G/T) are powers of 1024, kB/MB/GB/TB powers
+    of 1000. Converts to an int, or None for ``none``.
+    """
+
+    name = "SIZE"
+    _UNITS = {
+        "": 1,
+        "b": 1,
+        "k": 1 << 10,
+        "kib": 1 << 10,
+        "kb": 10**3,
+        "m": 1 << 20,
+        "mib": 1 << 20,
+        "mb": 10**6,
+        "g": 1 << 30,
+        "gib": 1 << 30,
+        "gb": 10**9,
+        "t": 1 << 40,
+        "tib": 1 << 40,
+        "tb": 10**12,
+    }
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "none":
+            return None
+        number = text.rstrip("kmgtib")
+        unit = text[len(number) :]
+        try:
+            size = float(number) * self._UNITS[unit]
+        except (KeyError, ValueError):
+            self.fail(
+                f"expected a size such as 4GiB, 500MB or 1e9 (bytes), or none; "
+                f"got {value!r}",
+                param,
+                ctx,
+            )
+        if not math.isfinite(size) or size < 0:
+            self.fail(f"expected a size of 0 bytes or more, got {value!r}", param, ctx)
+        return int(size)
 
 
 class UnitListType(click.ParamType):
@@ -144,11 +225,16 @@ class TauType(click.ParamType):
 
 
 RANGE = RangeType()
+SIZE = SizeType()
 TAU = TauType()
 UNIT_LIST = UnitListType()
 INPUT_SIGNAL = InputSignalType()
-POSITIVE = click.FloatRange(min=0.0, min_open=True)
-NON_NEGATIVE = click.FloatRange(min=0.0)
+#: A finite number.
+FINITE = FiniteFloat()
+#: A finite number > 0 (seconds, rates...).
+POSITIVE = FiniteFloat(min=0.0, min_open=True)
+#: A finite number >= 0.
+NON_NEGATIVE = FiniteFloat(min=0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -169,14 +255,25 @@ def inputs_argument(f: FC) -> FC:
     return click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)(f)
 
 
+#: Default of ``--max-output-size``.
+MAX_OUTPUT_SIZE = "4GiB"
+
+
 def output_options(default_to_help: str, *, batch: bool = True) -> FC:
-    """``-o/--output`` and ``--to``; ``batch`` allows ``-o DIR``."""
-    where = "Output file, or '-' for standard output."
+    """``-o/--output``, ``--to`` and ``--max-output-size``; ``batch`` allows
+    ``-o DIR``."""
+    where = "Output file, or '-' for standard output"
     if batch:
         where = (
             "Output file, '-' for standard output, or a directory (required "
-            "with several inputs) receiving <input stem>.<ext>."
+            "with several inputs) receiving <input stem>.<ext>"
         )
+    where += (
+        ". Outputs (and the --plot figure) appear only once everything has "
+        "succeeded. On standard output CSV/TSV go straight to a pipe; HDF5 "
+        "and NPZ are assembled in a temporary file first (at most "
+        "--max-output-size) and printed at the end."
+    )
     return _apply(
         [
             click.option(
@@ -195,6 +292,15 @@ def output_options(default_to_help: str, *, batch: bool = True) -> FC:
                 show_default=True,
                 help="Output format. Default: from the output's extension; "
                 f"{default_to_help}",
+            ),
+            click.option(
+                "--max-output-size",
+                "max_output_bytes",
+                type=SIZE,
+                default=MAX_OUTPUT_SIZE,
+                show_default=True,
+                help="Refuse, before writing anything, an output larger than "
+                "this (e.g. 500MB, 20GiB, none).",
             ),
         ]
     )
@@ -304,7 +410,7 @@ def spike_input_options(*, chunking: bool) -> FC:
         ),
         click.option(
             "--t-start",
-            type=float,
+            type=FINITE,
             default=None,
             show_default=True,
             help="Start of the window in seconds (the first grid time is "
@@ -312,7 +418,7 @@ def spike_input_options(*, chunking: bool) -> FC:
         ),
         click.option(
             "--t-stop",
-            type=float,
+            type=FINITE,
             default=None,
             show_default=True,
             help="End of the window in seconds (the last grid time). Default: "
@@ -339,6 +445,20 @@ def spike_input_options(*, chunking: bool) -> FC:
             show_default=True,
             metavar="PATH",
             help="HDF5 path of the spikes when the file holds several.",
+        ),
+        click.option(
+            "--id-column",
+            default=None,
+            metavar="COL",
+            help="Column of the units table naming the units. Default: "
+            "unit_name or _name when present and unique, else the row id.",
+        ),
+        click.option(
+            "--segment",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Segment of a multi-segment SpikeInterface sorting.",
         ),
         click.option(
             "--values",
@@ -376,6 +496,31 @@ def spike_input_options(*, chunking: bool) -> FC:
             ),
         ]
     return _apply(options)
+
+
+def exact_and_epochs_options(default_exact: str) -> FC:
+    """``--exact/--binned`` and ``--epochs FILE`` of the rate estimators."""
+    return _apply(
+        [
+            click.option(
+                "--exact/--binned",
+                "exact",
+                default=None,
+                help="Spike times: use them as they are (--exact), or bin them "
+                f"on the grid first (--binned, the reference's semantics). "
+                f"Default: {default_exact}. Dense input is always binned.",
+            ),
+            click.option(
+                "--epochs",
+                "epochs_file",
+                default=None,
+                metavar="FILE",
+                help="Intervals where the units count as observed: a CSV/TSV "
+                "with columns start,stop (seconds) or an NWB file's "
+                "TimeIntervals table; rates are NaN outside them.",
+            ),
+        ]
+    )
 
 
 def neuron_options(models: tuple[str, ...], default_model: str) -> FC:
@@ -428,7 +573,7 @@ def neuron_options(models: tuple[str, ...], default_model: str) -> FC:
         + [
             click.option(
                 "--min-voltage",
-                type=click.FloatRange(max=0.0),
+                type=FiniteFloat(max=0.0),
                 default=0.0,
                 show_default=True,
                 help="Lower bound of the membrane voltage (spiking models).",
@@ -442,19 +587,19 @@ def neuron_options(models: tuple[str, ...], default_model: str) -> FC:
             ),
             click.option(
                 "--max-rates",
-                type=RangeType(low=0.0, low_open=True),
+                type=RangeType(low=0.0, low_open=True, what="max rates"),
                 default="200:400",
                 show_default=True,
-                help="Firing rate in Hz at x = encoder: LOW:HIGH (uniform draws) "
-                "or one value; below 1/tau-ref.",
+                help="Firing rate in Hz at x = encoder: LOW:HIGH (uniform draws "
+                "from [LOW, HIGH)) or one value; below 1/tau-ref.",
             ),
             click.option(
                 "--intercepts",
-                type=RangeType(high=1.0, high_open=True),
+                type=RangeType(high=1.0, high_open=True, what="intercepts"),
                 default="-1:0.9",
                 show_default=True,
-                help="x at which firing starts: LOW:HIGH (uniform draws) or one "
-                "value; below 1.",
+                help="x at which firing starts: LOW:HIGH (uniform draws from "
+                "[LOW, HIGH), so -1:1 is fine) or one value below 1.",
             ),
             click.option(
                 "--encoders",

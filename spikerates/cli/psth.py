@@ -216,7 +216,7 @@ def psth(input_path: str, events_spec: str, **options: Any) -> None:
     if dropped:
         worst = int(result.n_dropped.sum(axis=0).max())
         note(
-            f"{worst} of {n_events} trials left out for some units "
+            f"{input_path}: {worst} of {n_events} trials left out for some units "
             f"({dropped} unit-trials in all): their window leaves the recording "
             "or an observation interval"
         )
@@ -225,7 +225,7 @@ def psth(input_path: str, events_spec: str, **options: Any) -> None:
             f"{u}: {t:.4g} s"
             for u, t in zip(result.unit_ids.tolist(), result.tau, strict=True)
         )
-        click.echo(f"tau per unit: {shown}", err=True)
+        click.echo(f"spikerates: {input_path}: tau per unit: {shown}", err=True)
     _write(options["output"], fmt, result, input_path, events_spec)
     if options["plot_path"] is not None:
         from spikerates.plot_metrics import plot_psth

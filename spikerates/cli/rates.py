@@ -20,6 +20,7 @@ from spikerates.cli.common import (
     ReadOptions,
     Report,
     check_window,
+    exact_and_epochs_options,
     inputs_argument,
     output_options,
     plan_jobs,
@@ -27,6 +28,7 @@ from spikerates.cli.common import (
     read_source,
     run_jobs,
     spike_input_options,
+    staged_outputs,
     window_note,
 )
 from spikerates.names import ISI_INTERP_KINDS, KERNEL_KINDS
@@ -44,6 +46,8 @@ class RateOptions:
     estimator: dict[str, Any] = field(default_factory=dict)
     chunk_duration: float = 60.0
     dtype: str = "float64"
+    max_output_bytes: int | None = None
+    epochs_file: str | None = None
 
 
 @click.group(
@@ -84,12 +88,16 @@ def _rates_command(method: str, **options: Any) -> None:
         }
     else:
         estimator = {"interp": options["interp"], "midpoint": options["midpoint"]}
+    if options["exact"] is not None:
+        estimator["exact"] = options["exact"]
     params = RateOptions(
         read=ReadOptions.from_options(options),
         method=method,
         estimator=estimator,
         chunk_duration=options["chunk_duration"],
         dtype=options["dtype"],
+        max_output_bytes=options["max_output_bytes"],
+        epochs_file=options["epochs_file"],
     )
     run_jobs(functools.partial(_rates_task, params), jobs, options["jobs"])
 
@@ -144,6 +152,7 @@ Examples:
     help="Divide rates near the start and end of the recording by the "
     "fraction of the kernel's mass that falls inside it.",
 )
+@exact_and_epochs_options("--binned")
 def kernel(inputs: tuple[str, ...], **options: Any) -> None:
     """Kernel rates: spikes convolved with a smoothing kernel.
 
@@ -177,6 +186,7 @@ Examples:
     is_flag=True,
     help="Place each 1/ISI point at the middle of its interval instead of its start.",
 )
+@exact_and_epochs_options("--exact")
 def isi(inputs: tuple[str, ...], **options: Any) -> None:
     """ISI rates: the inverse inter-spike interval, interpolated.
 
@@ -198,22 +208,24 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
     from spikerates.spiketrains import DenseSpikes
 
     read = params.read
-    source = read_source(job.source, read, lazy=True)
+    source = read_source(job.source, read, lazy=True, report=report)
     report.count(source)
+    opened = source
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
     plot_rows = None
+    bar = None
 
     def writer_factory(n_rows: int, unit_ids: np.ndarray, attrs: dict[str, Any]):
         nonlocal plot_rows
-        if job.plot_path is not None:
+        if figure is not None:
             from spikerates.plot import BlockMeans
 
             plot_rows = BlockMeans(n_rows, len(unit_ids), PLOT_ROWS)
         if bar is not None:
             bar.reset(total=n_rows)
         writer = io.open_matrix_writer(
-            job.target,
+            target,
             job.out_format,
             name="rates",
             n_rows=n_rows,
@@ -223,55 +235,63 @@ def _rates_task(params: RateOptions, job: Job, report: Report) -> None:
         )
         return _Tee(writer, plot_rows)
 
-    bar = progress_bar(0, enabled=report.progress)
     estimator = dict(params.estimator)
     pool = estimator.pop("pool", False)
+    if params.epochs_file is not None:
+        estimator["epochs"] = io.read_intervals(params.epochs_file)
     try:
-        run = pipeline.estimate_rates
-        if estimator.get("tau") == "auto":
-            run, source, estimator = _auto_tau(
-                source, dt, read, pool, estimator, report
+        with staged_outputs(job.target, job.plot_path) as (target, figure):
+            bar = progress_bar(0, enabled=report.progress)
+            run = pipeline.estimate_rates
+            if estimator.get("tau") == "auto":
+                run, source, estimator, dt = _auto_tau(
+                    source, dt, read, pool, estimator, report
+                )
+            summary = run(
+                source,
+                writer_factory,
+                method=params.method,
+                dt=dt,
+                t_start=read.t_start,
+                t_stop=read.t_stop,
+                chunk_duration=params.chunk_duration,
+                dtype=np.dtype(params.dtype),
+                progress=bar.update if bar is not None else None,
+                max_output_bytes=params.max_output_bytes,
+                **estimator,
             )
-        summary = run(
-            source,
-            writer_factory,
-            method=params.method,
-            dt=dt,
-            t_start=read.t_start,
-            t_stop=read.t_stop,
-            chunk_duration=params.chunk_duration,
-            dtype=np.dtype(params.dtype),
-            progress=bar.update if bar is not None else None,
-            **estimator,
-        )
+            if bar is not None:
+                bar.close()
+            if plot_rows is not None:
+                from spikerates.plot import plot_rates
+
+                t, values = plot_rows.result()
+                plot_rates(t, values, source.unit_ids, figure)
     finally:
         if bar is not None:
             bar.close()
         if dense:
-            source.close()
+            opened.close()
     window_note(report, summary["n_outside"], summary["t_start"], summary["t_stop"])
+    for note in summary.get("notes", ()):
+        report.note(note)
     report.summary(
         f"wrote {job.target}: {params.method} rates, {summary['n_steps']} steps of "
         f"{summary['dt']:g} s x {summary['n_units']} units ({job.out_format})"
     )
-    if plot_rows is not None:
-        from spikerates.plot import plot_rates
-
-        t, values = plot_rows.result()
-        plot_rates(t, values, source.unit_ids, job.plot_path)
 
 
 def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Report):
-    """Choose tau from the data; the runner and estimator options to use."""
+    """Choose tau from the data: the runner, source, estimator options and
+    dt to use (dense input becomes spike times on its own grid)."""
     import numpy as np
 
     from spikerates import auto_tau, pipeline
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     if isinstance(source, DenseSpikes):
-        dense, dt = source, source.dt
-        source = dense_to_events(dense)
-        dense.close()
+        dt = source.dt
+        source = dense_to_events(source)
     taus = auto_tau.choose_taus(source, dt, read.t_start, read.t_stop, pool=pool)
     shown = ", ".join(
         f"{u}: {t:.4g} s" for u, t in zip(source.unit_ids.tolist(), taus, strict=True)
@@ -279,12 +299,12 @@ def _auto_tau(source, dt, read: ReadOptions, pool: bool, estimator, report: Repo
     report.summary(f"tau auto{' (pooled)' if pool else ''}: {shown}")
     estimator = {k: v for k, v in estimator.items() if k != "tau"}
     if pool or np.all(taus == taus[:1]):
-        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}
+        return pipeline.estimate_rates, source, {**estimator, "tau": float(taus[0])}, dt
 
     def per_unit(source, writer_factory, *, method, **options):
         return auto_tau.estimate_rates_per_unit(source, writer_factory, taus, **options)
 
-    return per_unit, source, estimator
+    return per_unit, source, estimator, dt
 
 
 class _Tee:

@@ -92,6 +92,7 @@ def _count_task(params: CountOptions, job: Job, report: Report) -> None:
 
     read = params.read
     source = read_source(job.source, read, lazy=True)
+    report.count(source)
     dense = isinstance(source, DenseSpikes)
     dt = read.dt if (read.dt is not None or dense) else DEFAULT_DT
     try:

@@ -13,19 +13,23 @@ Only the standard library and ``click`` are imported at module level.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import glob
 import os
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
+from spikerates.batch import Interrupted
 from spikerates.errors import SpikeratesError
 
 #: Exceptions that mean bad data, a bad parameter or an I/O problem.
@@ -58,7 +62,93 @@ def settings(ctx: click.Context | None = None) -> Settings:
 
 
 # ----------------------------------------------------------------------------
+# Signals and standard streams
+
+
+#: Signals that stop a run with exit status 128 + their number.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While running, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`.
+
+    After the first signal the others are ignored, so that cleaning up is
+    not itself interrupted. A signal ignored when spikerates started (e.g.
+    SIGHUP under ``nohup``) stays ignored. The previous handlers come back
+    on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for name in STOP_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) == signal.SIG_IGN:
+            continue
+        previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device (after a broken pipe), so
+    that flushing it at exit raises nothing."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def is_broken_pipe(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write to a closed pipe (``| head``)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.ESHUTDOWN)
+
+
+#: Set when spikerates started with standard output closed (``>&-``).
+stdout_closed = False
+
+
+def ensure_streams() -> None:
+    """Give closed standard streams (``>&-``: Python makes them None) the
+    null device, remembering that standard output was closed so that
+    ``-o -`` is refused with a message."""
+    global stdout_closed
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        stdout_closed = True
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+
+
+# ----------------------------------------------------------------------------
 # Messages
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other invisible characters escaped
+    (``\\x1b``, ``\\u202e``...), so names read from a file cannot drive the
+    terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def echo_line(line: str) -> None:
+    """Write one line on standard error, escaped with :func:`printable`."""
+    click.echo(printable(line), err=True)
 
 
 def display_name(path: str | os.PathLike | None) -> str | None:
@@ -126,7 +216,7 @@ def report_exception(exc: BaseException, config: Settings) -> None:
     if config.verbose:
         traceback.print_exception(exc, file=sys.stderr)
     text = describe_internal_error(exc) if internal else describe_error(exc)
-    click.echo(error_line(text, internal=internal, verbose=config.verbose), err=True)
+    echo_line(error_line(text, internal=internal, verbose=config.verbose))
 
 
 def stderr_is_terminal() -> bool:
@@ -217,9 +307,9 @@ def run_job(task: Task, job: Job, progress: bool = False) -> Outcome:
         if job.in_directory:
             os.makedirs(os.path.dirname(job.target), exist_ok=True)
         task(job, report)
-    except BrokenPipeError:
-        raise
     except Exception as exc:
+        if is_broken_pipe(exc):
+            raise
         internal = not is_user_error(exc)
         describe = describe_internal_error if internal else describe_error
         return Outcome(
@@ -275,6 +365,12 @@ def _looks_like_directory(output: str) -> bool:
 
 def output_format(target: str, to_format: str | None) -> str:
     """The format of the output file ``target`` (``-`` = standard output)."""
+    if target == "-" and stdout_closed:
+        from spikerates.errors import ParameterError
+
+        raise ParameterError(
+            "output", "standard output is closed; write to a file with -o FILE"
+        )
     if target == "-":
         fmt = to_format or "csv"
         if fmt not in ("csv", "tsv") and _stdout_is_terminal():
@@ -365,26 +461,46 @@ def plan_jobs(
         fmt = output_format(output, to_format)
         (src, err) = expanded[0]
         jobs = [Job(src, output, fmt, error=err)]
-    for job in jobs:
-        if (
-            job.target != "-"
-            and job.source != "-"
-            and _same_file(job.source, job.target)
-        ):
-            raise click.UsageError(
-                f"the output {job.target!r} would overwrite its input"
-            )
     if plot_path is not None:
         for job in jobs:
             job.plot_path = (
                 _suffixed(plot_path, input_stem(job.source)) if batch else plot_path
             )
+    for job in jobs:
+        check_outputs_are_not_inputs(
+            {"the output": job.target, "--plot": job.plot_path},
+            {"its input": job.source},
+        )
     return jobs
 
 
+def check_outputs_are_not_inputs(
+    outputs: dict[str, str | None], inputs: dict[str, str | None]
+) -> None:
+    """A usage error when an output is an input, or two outputs are one file.
+
+    Parameters
+    ----------
+    outputs, inputs : dict of what to path
+        E.g. ``{"-o": "out.h5", "--plot": "fig.png"}`` and
+        ``{"its input": "in.csv", "--neurons": "neurons.csv"}``; ``-`` and
+        None are skipped.
+    """
+    taken = [(name, path) for name, path in inputs.items() if path not in (None, "-")]
+    for flag, path in outputs.items():
+        if path is None or path == "-":
+            continue
+        for name, other in taken:
+            if _same_file(path, other):
+                raise click.UsageError(f"{flag} {path!r} would overwrite {name}")
+        taken.append((f"the output of {flag}", path))
+
+
 def _same_file(a: str, b: str) -> bool:
+    if os.path.abspath(a) == os.path.abspath(b):
+        return True
     try:
-        return os.path.exists(b) and os.path.samefile(a, b)
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -482,8 +598,11 @@ def run_jobs(task: Task, jobs: list[Job], n_jobs: int = 1) -> None:
             bar.close()
         signum = getattr(exc, "signum", signal.SIGINT)
         left = counts["cancelled"]
-        what = f"; {left} of {len(items)} inputs not processed" if left else ""
-        click.echo(f"{PROG}: interrupted{what}", err=True)
+        what = ""
+        if left and len(items) > 1:
+            what = f"; {left} of {len(items)} inputs not processed"
+        name = signal.Signals(signum).name
+        click.echo(f"{PROG}: interrupted by {name}{what}", err=True)
         raise SystemExit(128 + signum) from None
     finally:
         if bar is not None:
@@ -505,15 +624,28 @@ def run_batch_job(task: Task, progress: bool, item: Any) -> Any:
     """
     from spikerates.batch import Result
 
-    outcome = run_job(task, item.payload, progress)
+    job = item.payload
+    outcome = run_job(task, job, progress)
+    # Messages name the paths as the user gave them, not as the worker got
+    # them (absolute, for Dask).
+    given = {job.source: item.input, job.target: item.output}
+    given = {k: v for k, v in given.items() if k and v and k != v}
+
+    def as_given(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for path, name in given.items():
+            text = text.replace(path, name)
+        return text
+
     return Result(
         units=outcome.units,
         spikes=outcome.spikes,
-        error=outcome.error,
+        error=as_given(outcome.error),
         trace=outcome.trace,
         internal=outcome.internal,
-        notes=tuple(outcome.notes),
-        info=tuple(outcome.info),
+        notes=tuple(as_given(note) for note in outcome.notes),
+        info=tuple(as_given(line) for line in outcome.info),
     )
 
 
@@ -577,8 +709,8 @@ def _report_record(record: Any, config: Settings, bar) -> None:
         )
     for line in lines:
         if bar is not None and not bar.disable:
-            bar.write(line, file=sys.stderr)
+            bar.write(printable(line), file=sys.stderr)
         else:
-            click.echo(line, err=True)
+            echo_line(line)
     if bar is not None:
         bar.update(1)

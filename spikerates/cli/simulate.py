@@ -10,6 +10,8 @@ from spikerates.cli.common import (
     INPUT_SIGNAL,
     POSITIVE,
     Settings,
+    check_outputs_are_not_inputs,
+    echo_line,
     make_neuron,
     make_population,
     model_attrs,
@@ -20,6 +22,7 @@ from spikerates.cli.common import (
     pass_settings,
     plot_option,
     progress_bar,
+    staged_outputs,
 )
 from spikerates.names import SPIKING_MODELS
 
@@ -91,11 +94,28 @@ def simulate(ctx: click.Context, config: Settings, **options: Any) -> None:
     from spikerates import io
     from spikerates import simulate as engine
 
-    target = options["output"]
+    target, figure = options["output"], options["plot_path"]
+    kind, value = options["input_signal"]
+    check_outputs_are_not_inputs(
+        {"-o": target, "--plot": figure},
+        {
+            "--neurons": options["neurons_file"],
+            "--input": value if kind == "file" else None,
+        },
+    )
     fmt = output_format(target, options["to_format"])
     neuron_type = make_neuron(options)
     seed = options["seed"]
-    kind, value = options["input_signal"]
+    sizes = {
+        "events": options["as_events"],
+        "max_output_bytes": options["max_output_bytes"],
+    }
+    with option_errors():
+        n_steps = engine.run_steps(options["dt"], options["duration"])
+        if options["neurons_file"] is None:
+            engine.check_run_size(n_steps, options["n_neurons"], **sizes)
+    population = make_population(ctx, neuron_type, options)
+    engine.check_run_size(n_steps, population.n_neurons, **sizes)
     with option_errors():
         if kind == "spec":
             seed_input = engine.derived_seed(seed, INPUT_STREAM)
@@ -106,7 +126,6 @@ def simulate(ctx: click.Context, config: Settings, **options: Any) -> None:
             t, x = engine.input_from_table(
                 io.read_table(value), options["dt"], options["duration"], source=value
             )
-    population = make_population(ctx, neuron_type, options)
     initial_voltage = None
     if options["initial_voltage"] == "uniform":
         initial_voltage = engine.random_initial_voltage(
@@ -139,30 +158,33 @@ def simulate(ctx: click.Context, config: Settings, **options: Any) -> None:
     attrs.update(
         dt=options["dt"], duration=options["duration"], input=_input_name(options)
     )
-    if options["as_events"]:
-        io.write_events(target, spikes, fmt, extra=extra, attrs=attrs)
-        n_spikes = spikes.n_spikes
-    else:
-        io.write_dense(
-            target,
-            spikes.t,
-            spikes.spikes,
-            spikes.unit_ids,
-            fmt,
-            extra=extra,
-            attrs=attrs,
-        )
-        n_spikes = int(np.count_nonzero(spikes.spikes))
+    with staged_outputs(target, figure) as (data_path, figure_path):
+        if options["as_events"]:
+            io.write_events(data_path, spikes, fmt, extra=extra, attrs=attrs)
+        else:
+            io.write_dense(
+                data_path,
+                spikes.t,
+                spikes.spikes,
+                spikes.unit_ids,
+                fmt,
+                extra=extra,
+                attrs=attrs,
+            )
+        if figure_path is not None:
+            from spikerates.plot import plot_simulation
+
+            plot_simulation(t, spikes, x, figure_path)
     if config.verbose:
-        click.echo(
+        n_spikes = (
+            spikes.n_spikes
+            if options["as_events"]
+            else int(np.count_nonzero(spikes.spikes))
+        )
+        echo_line(
             f"spikerates: wrote {target}: {population.n_neurons} {options['model']} "
             f"neurons, {len(t)} steps of {options['dt']:g} s, {n_spikes} spikes",
-            err=True,
         )
-    if options["plot_path"] is not None:
-        from spikerates.plot import plot_simulation
-
-        plot_simulation(t, spikes, x, options["plot_path"])
 
 
 def _input_name(options: dict[str, Any]) -> str:

@@ -7,8 +7,11 @@ from typing import Any
 import click
 
 from spikerates.cli.common import (
+    FINITE,
     POSITIVE,
     Settings,
+    check_outputs_are_not_inputs,
+    echo_line,
     make_neuron,
     make_population,
     model_attrs,
@@ -18,6 +21,7 @@ from spikerates.cli.common import (
     output_options,
     pass_settings,
     plot_option,
+    staged_outputs,
 )
 from spikerates.names import NEURON_MODELS
 
@@ -38,10 +42,10 @@ Examples:
 )
 @neuron_options(MODELS, "lifrate")
 @click.option(
-    "--x-min", type=float, default=-1.0, show_default=True, help="First input value."
+    "--x-min", type=FINITE, default=-1.0, show_default=True, help="First input value."
 )
 @click.option(
-    "--x-max", type=float, default=1.0, show_default=True, help="Last input value."
+    "--x-max", type=FINITE, default=1.0, show_default=True, help="Last input value."
 )
 @click.option(
     "--points",
@@ -88,20 +92,35 @@ def tuning(ctx: click.Context, config: Settings, **options: Any) -> None:
     from spikerates import io
     from spikerates import tuning as curves_of
 
-    target = options["output"]
+    target, figure = options["output"], options["plot_path"]
+    check_outputs_are_not_inputs(
+        {"-o": target, "--plot": figure}, {"--neurons": options["neurons_file"]}
+    )
     fmt = output_format(target, options["to_format"])
     neuron_type = make_neuron(options)
+    measure = bool(neuron_type.spiking)
+    sizes = {
+        "derivative": options["derivative"],
+        "measure": measure,
+        "dt": options["dt"],
+        "duration": options["duration"],
+        "max_output_bytes": options["max_output_bytes"],
+    }
     with option_errors():
+        if options["neurons_file"] is None:
+            curves_of.check_size(options["points"], options["n_neurons"], **sizes)
         x = curves_of.input_points(
             options["x_min"], options["x_max"], options["points"]
         )
     population = make_population(ctx, neuron_type, options)
     with option_errors():
+        curves_of.check_size(len(x), population.n_neurons, **sizes)
         curves = curves_of.tuning_curves(
             neuron_type,
             population,
             x,
             derivative=options["derivative"],
+            measure=measure,
             dt=options["dt"],
             duration=options["duration"],
         )
@@ -109,22 +128,22 @@ def tuning(ctx: click.Context, config: Settings, **options: Any) -> None:
     attrs["units"] = "Hz"
     if curves.measured is not None:
         attrs.update(dt=options["dt"], duration=options["duration"])
-    io.write_arrays(
-        target, curves.arrays(), fmt, attrs=attrs, csv_columns=curves.columns()
-    )
+    with staged_outputs(target, figure) as (data_path, figure_path):
+        io.write_arrays(
+            data_path, curves.arrays(), fmt, attrs=attrs, csv_columns=curves.columns()
+        )
+        if figure_path is not None:
+            from spikerates.plot import plot_tuning
+
+            plot_tuning(
+                x,
+                curves.rates,
+                figure_path,
+                measured=curves.measured,
+                derivative=curves.derivative,
+            )
     if config.verbose:
-        click.echo(
+        echo_line(
             f"spikerates: wrote {target}: tuning curves of {curves.n_neurons} "
             f"{options['model']} neurons at {curves.n_points} points",
-            err=True,
-        )
-    if options["plot_path"] is not None:
-        from spikerates.plot import plot_tuning
-
-        plot_tuning(
-            x,
-            curves.rates,
-            options["plot_path"],
-            measured=curves.measured,
-            derivative=curves.derivative,
         )

@@ -328,7 +328,7 @@ def _write(target: str, fmt: str | None, kind: str, *args: Any, **kwargs: Any) -
     file that replaces ``target`` once it is complete."""
     entry = get(detect_format(target, fmt, for_writing=True))
     writer = entry.writer(kind)
-    with atomic_output(target, as_path=True) as tmp:
+    with atomic_output(target, as_path=True, stream=not entry.spec.binary) as tmp:
         writer(tmp, *args, **kwargs)
 
 
@@ -469,6 +469,7 @@ class MatrixWriter:
         self.target = os.fspath(target)
         self.fmt = detect_format(self.target, fmt, for_writing=True)
         self._backend_factory = get(self.fmt).writer("matrix_backend")
+        self._stream = not get(self.fmt).spec.binary
         self.name = name
         self.n_rows = int(n_rows)
         if self.n_rows < 0:
@@ -492,7 +493,7 @@ class MatrixWriter:
             raise ValueError("the writer is closed")
         if self._backend is not None:
             return self
-        self._out = AtomicFile(self.target)
+        self._out = AtomicFile(self.target, stream=self._stream)
         kwargs = {
             "name": self.name,
             "n_rows": self.n_rows,

@@ -4,7 +4,10 @@ Data is written to a hidden temporary file beside the target and renamed onto
 it with :func:`os.replace` once everything succeeded; on any failure the
 temporary file is removed. For standard output (``-``) the temporary file
 lives in the system's temporary directory and its bytes are copied to
-``sys.stdout.buffer`` only after success, so a failed run prints nothing.
+``sys.stdout.buffer`` only after success, so a failed run prints nothing --
+except for text formats written with ``stream=True`` to a pipe or a
+terminal, which go straight there as they are produced (a failed run then
+leaves a truncated table, and its exit status says so).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -55,6 +59,21 @@ def _temp_path(target: str) -> str:
     return tmp
 
 
+def _stdout_pipe() -> str | None:
+    """A path writing straight to standard output when that is a pipe or a
+    terminal, else None (a regular file could be clobbered by reopening it,
+    a captured stream has no file)."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    path = f"/dev/fd/{fd}"
+    if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)) or not os.path.exists(path):
+        return None
+    return path
+
+
 def copy_to_stdout(path: str) -> None:
     """Copy the bytes of ``path`` to standard output."""
     sys.stdout.flush()
@@ -78,18 +97,31 @@ class AtomicFile:
     ----------
     target : str
         Output path, or ``"-"`` for standard output.
+    stream : bool
+        For ``"-"``: when standard output is a pipe or a terminal, write
+        straight to it (:attr:`path` then names it) instead of a temporary
+        file; for text formats.
     """
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, stream: bool = False) -> None:
         self.target = target
-        self.path = _temp_path(target)
         self._done = False
+        self.streaming = False
+        pipe = _stdout_pipe() if target == "-" and stream else None
+        if pipe is not None:
+            sys.stdout.flush()
+            self.path = pipe
+            self.streaming = True
+        else:
+            self.path = _temp_path(target)
 
     def commit(self) -> None:
         """Rename the temporary file onto the target (or copy it to stdout)."""
         if self._done:
             return
         self._done = True
+        if self.streaming:
+            return
         if self.target == "-":
             try:
                 copy_to_stdout(self.path)
@@ -110,7 +142,8 @@ class AtomicFile:
     def discard(self) -> None:
         """Remove the temporary file; the target is left untouched."""
         self._done = True
-        _discard(self.path)
+        if not self.streaming:
+            _discard(self.path)
 
 
 def _discard(tmp: str) -> None:
@@ -120,7 +153,11 @@ def _discard(tmp: str) -> None:
 
 @contextlib.contextmanager
 def atomic_output(
-    target: str | os.PathLike, binary: bool = True, *, as_path: bool = False
+    target: str | os.PathLike,
+    binary: bool = True,
+    *,
+    as_path: bool = False,
+    stream: bool = False,
 ) -> Iterator[Any]:
     """Write ``target`` atomically.
 
@@ -135,6 +172,9 @@ def atomic_output(
         Yield the temporary file's path (it exists, empty, and ends with the
         target's suffix) instead of an open file, for writers that open files
         themselves (h5py, matplotlib).
+    stream : bool
+        Text written to ``"-"`` goes straight to a pipe or terminal (see
+        :class:`AtomicFile`).
 
     Yields
     ------
@@ -143,7 +183,7 @@ def atomic_output(
         copied to standard output); on an exception the temporary file is
         removed and the exception propagates.
     """
-    out = AtomicFile(os.fspath(target))
+    out = AtomicFile(os.fspath(target), stream=stream)
     try:
         if as_path:
             yield out.path

@@ -30,10 +30,10 @@ Extra arrays (``extra``) are datasets at the root and ``attrs`` are root
 attributes, as in the plain HDF5 layout; NWB readers ignore them.
 
 Session metadata (``session_description``, ``session_start_time``,
-``identifier`` of the source as ``source_identifier``, ``experimenter``,
-``lab``, ``institution``, ``session_id``, ``experiment_description``) is
-carried over from ``SpikeTrains.info`` when the spikes came from an NWB
-file; otherwise the session starts when the file is written.
+``experimenter``, ``lab``, ``institution``, ``session_id``,
+``experiment_description``) is carried over from ``SpikeTrains.info`` when
+the spikes came from an NWB file, and for matrices from the same keys in
+``attrs``; otherwise the session starts when the file is written.
 """
 
 from __future__ import annotations
@@ -136,10 +136,24 @@ def _finish(
 
     with h5py.File(path, "r+") as f:
         hdf5.write_extra(f, extra)
-        hdf5.set_attrs(f, attrs)
+        hdf5.set_attrs(f, _root_attrs(f, attrs))
         for key, value in (units_attrs or {}).items():
             if value is not None:
                 f["units"].attrs[key] = value
+
+
+#: Attributes of an NWB file's root that belong to NWB.
+_NWB_ROOT_ATTRS = ("nwb_version", "namespace", "neurodata_type", "object_id")
+
+
+def _root_attrs(f: Any, attrs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``attrs`` without the names NWB uses at the file's root (its
+    datasets, such as ``session_description``, and its own attributes)."""
+    return {
+        k: v
+        for k, v in (attrs or {}).items()
+        if k not in f and k not in _NWB_ROOT_ATTRS
+    }
 
 
 def _id_columns(unit_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -306,7 +320,7 @@ def write_dense(
     attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a (M, N) matrix on the uniform grid ``t`` as a TimeSeries."""
-    nwbfile = _nwbfile(None, name)
+    nwbfile = _nwbfile(attrs, name)
     starting_time, rate = _grid_of(np.asarray(t, dtype=np.float64), attrs)
     grid = _grid_attrs(t, 1.0 / rate)
     _add_matrix(
@@ -337,7 +351,7 @@ def write_arrays(
     columns: Mapping[str, Any] | None = None,
 ) -> None:
     """Write each array as a dataset at the root of a minimal NWB file."""
-    _write_file(path, _nwbfile(None, "named arrays"))
+    _write_file(path, _nwbfile(attrs, "named arrays"))
     _finish(path, arrays, attrs)
 
 
@@ -392,7 +406,7 @@ class MatrixBackend:
             dtype=self.dtype,
             chunks=(rows, shape[1]) if self.n_rows and shape[1] else None,
         )
-        nwbfile = _nwbfile(None, self.name)
+        nwbfile = _nwbfile(self.attrs, self.name)
         _add_matrix(
             nwbfile,
             self.name,
@@ -407,7 +421,7 @@ class MatrixBackend:
             self.path, "r+", rdcc_nbytes=hdf5.CACHE_BYTES, rdcc_w0=1.0
         )
         self.data = self.file[f"processing/{MODULE}/{self.name}/data"]
-        hdf5.set_attrs(self.file, self.attrs)
+        hdf5.set_attrs(self.file, _root_attrs(self.file, self.attrs))
 
     def write(self, row: int, t_chunk: np.ndarray, values: np.ndarray) -> None:
         if self.file is None:

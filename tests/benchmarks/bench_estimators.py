@@ -28,7 +28,7 @@ import time
 import warnings
 
 import numpy as np
-from protocol import Timing, load_average, measure, ratio
+from protocol import load_average, measure, ratio
 
 DT = 0.001
 TAU = 0.04
@@ -77,17 +77,23 @@ def bench_kernels(args, reference) -> int:
         t, spikes = poisson_spikes(args.steps, args.units, rate)
         for kind in args.kinds:
             t_ref, ref = measure(
-                lambda kind=kind: reference.rates_kernel(t, spikes, kind, TAU),
+                lambda kind=kind, t=t, x=spikes: reference.rates_kernel(
+                    t, x, kind, TAU
+                ),
                 args.ref_repeats,
             )
             t1, ours = measure(
-                with_threads(1, lambda kind=kind: rates_kernel(t, spikes, kind, TAU)),
+                with_threads(
+                    1, lambda k=kind, t=t, x=spikes: rates_kernel(t, x, k, TAU)
+                ),
                 args.repeats,
             )
             status = agreement(ours, ref)
             del ours
             t2, ours = measure(
-                with_threads(2, lambda kind=kind: rates_kernel(t, spikes, kind, TAU)),
+                with_threads(
+                    2, lambda k=kind, t=t, x=spikes: rates_kernel(t, x, k, TAU)
+                ),
                 args.repeats,
             )
             status2 = agreement(ours, ref)
@@ -120,7 +126,8 @@ def bench_isi(args, reference) -> int:
         failures += "MISMATCH" in status
         del ours, ref
         print(
-            f"  {interp:9s} reference {t_ref}  spikerates {t1}  {ratio(t_ref, t1)}  {status}"
+            f"  {interp:9s} reference {t_ref}  spikerates {t1}  "
+            f"{ratio(t_ref, t1)}  {status}"
         )
     print(f"  {load_average()}")
     return failures
@@ -190,7 +197,7 @@ def bench_long_kernels(args) -> None:
         ]
         kern, delay = sampled_kernel("gauss", tau / DT, normalize=False, causal=False)
         t_el, _ = measure(
-            lambda: instantaneous_rate(
+            lambda trains=trains: instantaneous_rate(
                 trains,
                 sampling_period=DT * pq.s,
                 kernel=el_kernels.GaussianKernel(sigma=tau / 2 * pq.s),
@@ -198,11 +205,13 @@ def bench_long_kernels(args) -> None:
             args.repeats,
         )
         t_oa, _ = measure(
-            lambda: scipy.signal.oaconvolve(spikes, kern[:, None], axes=0),
+            lambda x=spikes, k=kern: scipy.signal.oaconvolve(x, k[:, None], axes=0),
             args.repeats,
         )
         for kind in ("gauss", "expogauss"):
-            t_ours, _ = measure(lambda kind=kind: rates_kernel(t, spikes, kind, tau))
+            t_ours, _ = measure(
+                lambda k=kind, t=t, x=spikes: rates_kernel(t, x, k, tau), args.repeats
+            )
             print(
                 f"  {kind:9s} {rate:3g} Hz: spikerates {t_ours}  over elephant "
                 f"{ratio(t_el, t_ours)}  over oaconvolve {ratio(t_oa, t_ours)}"
