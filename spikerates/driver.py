@@ -1064,7 +1064,17 @@ def _notes(plan: RatePlan, src, size: int) -> list[str]:
                 end, what = max(ends), "last observed interval"
         if end is None and lasts:
             end, what = max(lasts), "last spike"
-        if end is not None and plan.t_stop - end > 0.5 * plan.dt:
+        # The default grid ends at the first grid time at or after the end,
+        # less than one step later: only a longer stretch is padding. The last
+        # spike is only a proxy for the recording's end, so past it only a
+        # long silence (1 s and a tenth of the window) is worth a note.
+        padding = plan.t_stop - end if end is not None else 0.0
+        if what == "last spike":
+            span = plan.t_stop - plan.t_start
+            worth_noting = padding >= max(1.0, 0.1 * span, plan.dt)
+        else:
+            worth_noting = padding >= plan.dt * (1 + 1e-9)
+        if end is not None and worth_noting:
             notes.append(
                 f"the window ends {plan.t_stop - end:.6g} s after the {what} "
                 f"({end:.6g} s): that stretch holds no spikes"

@@ -13,6 +13,7 @@ from spikerates.cli.common import (
     Job,
     ReadOptions,
     Report,
+    check_output_size,
     check_window,
     inputs_argument,
     option_errors,
@@ -37,6 +38,7 @@ class CountOptions:
     mode: str
     chunk_duration: float
     dtype: str
+    max_output_bytes: int | None = None
 
 
 @click.command(
@@ -79,6 +81,7 @@ def count(inputs: tuple[str, ...], **options: Any) -> None:
         mode=options["mode"],
         chunk_duration=options["chunk_duration"],
         dtype=options["dtype"],
+        max_output_bytes=options["max_output_bytes"],
     )
     run_jobs(functools.partial(_count_task, params), jobs, options["jobs"])
 
@@ -107,6 +110,12 @@ def _count_task(params: CountOptions, job: Job, report: Report) -> None:
         dtype = plan.dtype
         if params.mode == "rate":
             dtype = np.dtype(params.dtype)
+        check_output_size(
+            float(plan.n_steps) * plan.n_units * np.dtype(dtype).itemsize,
+            params.max_output_bytes,
+            what=f"the counts of {plan.n_units} units x {plan.n_steps} steps",
+            remedies="give a coarser --dt or a shorter window",
+        )
         steps = max(1, int(round(params.chunk_duration / plan.grid.dt)))
         steps = min(steps, max(1, (1 << 20) // max(1, plan.n_units)))
         attrs = {**plan.attrs, "source": job.source}
