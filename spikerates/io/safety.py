@@ -1012,6 +1012,11 @@ def check_line_lengths(
     while True:
         chunk = fh.read(block)
         if not chunk:
+            # The last line, when the text does not end with a line break.
+            if run > bound:
+                raise refuse(line, "long")
+            if sep_byte and run_seps > max_seps:
+                raise refuse(line, "wide")
             return
         n_breaks = chunk.count(b"\n")
         if n_breaks == 0:
@@ -1186,6 +1191,27 @@ class _Frame:
         return tuple(self.items)
 
 
+def _complex_sum(
+    tokens: list[tokenize.TokenInfo], i: int, negative: bool, path: str
+) -> tuple[int | float | complex, int]:
+    """The number at ``tokens[i]``, with a following ``+ 2j`` or ``- 2j``
+    added (how a complex literal is written), and the index of its last
+    token."""
+    value = _number(tokens[i].string, negative, path, tokens[i].start[0])
+    if (
+        not isinstance(value, complex)
+        and i + 2 < len(tokens)
+        and tokens[i + 1].type == tokenize.OP
+        and tokens[i + 1].string in ("+", "-")
+        and tokens[i + 2].type == tokenize.NUMBER
+        and tokens[i + 2].string[-1:] in "jJ"
+    ):
+        imaginary = _number(tokens[i + 2].string, False, path, tokens[i].start[0])
+        value = value + imaginary if tokens[i + 1].string == "+" else value - imaginary
+        i += 2
+    return value, i
+
+
 def _literal(tokens: list[tokenize.TokenInfo], path: str) -> Any:
     """The value of a literal from its tokens, parsed with an explicit stack.
 
@@ -1206,9 +1232,11 @@ def _literal(tokens: list[tokenize.TokenInfo], path: str) -> Any:
                 i += 1
             if i >= n or tokens[i].type != tokenize.NUMBER:
                 raise _NotLiteral
-            top.put(_number(tokens[i].string, negative, path, tokens[i].start[0]))
+            value, i = _complex_sum(tokens, i, negative, path)
+            top.put(value)
         elif kind == tokenize.NUMBER:
-            top.put(_number(text, False, path, line))
+            value, i = _complex_sum(tokens, i, False, path)
+            top.put(value)
         elif kind == tokenize.STRING:
             value = _string(text)
             # Adjacent strings concatenate.
