@@ -44,6 +44,7 @@ from spikerates.kernels import (
 from spikerates.params import Integer, positive_seconds
 from spikerates.spiketrains import (
     BATCH_SPIKES,
+    SNAP,
     DenseSpikes,
     Grid,
     SpikeTrains,
@@ -349,9 +350,15 @@ class _EventsSource:
         else:
             # The reference's points: spikes on their bins' grid times, 0 at
             # the first and last grid times.
+            # Grid times are written as the output grid writes them
+            # (t_start + (k + 1) dt, k counted from the window's start), so a
+            # spike's time and its row's time are the same float.
             grid = Grid(self.t_start + lo * self.dt, self.dt, hi - lo)
             times, counts = _flatten(snap_to_grid(self.trains.spike_times, grid))
-            t_first, t_last = grid.t_start + grid.dt, grid.t_stop
+            steps = np.rint((times - grid.t_start) / self.dt) + lo
+            times = self.t_start + steps * self.dt
+            t_first = self.t_start + (lo + 1) * self.dt
+            t_last = self.t_start + hi * self.dt
         return IsiRates.from_sorted(
             times, counts, t_first, t_last, midpoint=midpoint, interp=interp
         )
@@ -734,13 +741,16 @@ class RatePlan:
         if intervals is None:
             return None
         t = self.times(k0, k1)
+        # A grid time within the binning tolerance of an interval's edge is
+        # on it, whatever rounding the grid's sum t_start + (k+1) dt made.
+        tol = SNAP * self.dt
         observed = np.empty((t.size, self.n_units), dtype=bool)
         for u, iv in enumerate(intervals):
             if iv is None:
                 observed[:, u] = True
                 continue
-            j = np.searchsorted(iv[:, 0], t, side="right") - 1
-            observed[:, u] = (j >= 0) & (t <= iv[np.maximum(j, 0), 1])
+            j = np.searchsorted(iv[:, 0], t + tol, side="right") - 1
+            observed[:, u] = (j >= 0) & (t - tol <= iv[np.maximum(j, 0), 1])
         return observed
 
     @property
