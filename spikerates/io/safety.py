@@ -1416,7 +1416,8 @@ def parse_params(path: str) -> dict[str, Any]:
     indent = 0
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            ends = tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER)
+            if ends or (tok.type == tokenize.OP and tok.string == ";"):
                 if indent == 0:
                     _assign(statement, params, path)
                 statement = []
