@@ -208,7 +208,7 @@ def _too_big(
     limit_value = limit(name)
     shown = format_bytes if name.endswith("BYTES") else (lambda v: f"{v:g}")
     return InputLimitError(
-        f"{what} {shown(value)} is over the limit of {shown(limit_value)}; "
+        f"{what} {shown(value)}, over the limit of {shown(limit_value)}; "
         f"set {env_name(name)} to raise it",
         path=path,
         dataset=dataset,
@@ -921,7 +921,7 @@ class SafeNpz:
             infos = self.zip.infolist()
             if len(infos) > limit("MAX_ZIP_MEMBERS"):
                 raise _too_big(
-                    "the number of members", len(infos), "MAX_ZIP_MEMBERS", name, None
+                    "the member count is", len(infos), "MAX_ZIP_MEMBERS", name, None
                 )
             self._infos: dict[str, zipfile.ZipInfo] = {}
             for info in infos:
@@ -1401,7 +1401,7 @@ def parse_params(path: str) -> dict[str, Any]:
         raise SpikeDataError(f"cannot read ({exc.strerror or exc})", path=path) from exc
     if len(raw) > bound:
         raise _too_big(
-            "the file", os.path.getsize(path), "MAX_PARAMS_BYTES", path, None
+            "the file holds", os.path.getsize(path), "MAX_PARAMS_BYTES", path, None
         )
     try:
         text = raw.decode("utf-8-sig")
