@@ -73,6 +73,8 @@ def test_params_agree_with_literal_eval(tmp_path_factory, values) -> None:
         ("if True:\n    a = 1\nb = 2\n", {"b": 2}),
         ("import os\na = os.getcwd()\nb = [1, {'k': None}]\n", {"b": [1, {"k": None}]}),
         ("a = {1, 2}\n", {}),
+        ("a = 1; b = 2\nc = 3; a = 4\n", {"a": 4, "b": 2, "c": 3}),
+        ("a = 1\nx; a = 2\n", {"a": 2}),
         ("a = f'x'\n", {}),
     ],
 )

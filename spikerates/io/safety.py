@@ -208,7 +208,7 @@ def _too_big(
     limit_value = limit(name)
     shown = format_bytes if name.endswith("BYTES") else (lambda v: f"{v:g}")
     return InputLimitError(
-        f"{what} {shown(value)} is over the limit of {shown(limit_value)}; "
+        f"{what} {shown(value)}, over the limit of {shown(limit_value)}; "
         f"set {env_name(name)} to raise it",
         path=path,
         dataset=dataset,
@@ -448,6 +448,7 @@ def check_dataset(
         raise _refuse_external("is a virtual dataset mapping other files", path, name)
     if not sizes:
         return declared_bytes(shape, itemsize)
+    check_vlen_heap(ds, path=path)
     stored: int | None = None
     if not (external or virtual):
         try:
@@ -457,6 +458,99 @@ def check_dataset(
     return check_array_size(
         shape, itemsize, stored=stored, path=path, dataset=name, whole=whole
     )
+
+
+def _file_bytes(ds: Any) -> tuple[Any, int] | None:
+    """A reader of the raw bytes of the file holding ``ds`` and its size."""
+    name = ds.file.filename
+    if isinstance(name, str) and os.path.isfile(name):
+        fh = open(name, "rb")  # noqa: SIM115 - closed by the caller
+        return fh, os.fstat(fh.fileno()).st_size
+    try:
+        image = ds.file.id.get_file_image()
+    except (OSError, RuntimeError, ValueError, AttributeError):
+        return None
+    return io.BytesIO(image), len(image)
+
+
+def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
+    """Walk the global heap collections a variable-length dataset points to.
+
+    libhdf5 can loop forever in native code on a damaged collection, where
+    no timeout reaches it; so before such a dataset is read, each of its
+    heap references (contiguous layout) must name a collection (``GCOL``)
+    inside the file whose objects chain within bounds, and an object of the
+    collection large enough for the value.
+    """
+    import struct
+
+    import h5py
+
+    if h5py.check_vlen_dtype(ds.dtype) is None and not (
+        h5py.check_string_dtype(ds.dtype) is not None
+        and h5py.check_string_dtype(ds.dtype).length is None
+    ):
+        return
+    name = ds.name
+    try:
+        # The layout parsed here is that of 8-byte addresses and lengths.
+        if tuple(ds.file.id.get_create_plist().get_sizes()) != (8, 8):
+            return
+        if ds.id.get_create_plist().get_layout() != h5py.h5d.CONTIGUOUS:
+            return
+        offset = ds.id.get_offset()
+        stored = int(ds.id.get_storage_size())
+    except (OSError, RuntimeError, ValueError):
+        return
+    if offset is None or stored == 0:
+        return
+    opened = _file_bytes(ds)
+    if opened is None:
+        return
+    fh, size = opened
+
+    def damaged(why: str) -> SpikeDataError:
+        return SpikeDataError(
+            f"damaged variable-length data ({why})", path=path, dataset=name
+        )
+
+    try:
+        fh.seek(offset)
+        refs = fh.read(stored)
+        collections: dict[int, dict[int, int]] = {}
+        for pos in range(0, len(refs) - 15, 16):
+            length, address, index = struct.unpack_from("<IQI", refs, pos)
+            if length == 0:
+                continue
+            objects = collections.get(address)
+            if objects is None:
+                if address + 16 > size:
+                    raise damaged("a heap address beyond the end of the file")
+                fh.seek(address)
+                head = fh.read(16)
+                if head[:4] != b"GCOL":
+                    raise damaged("no heap collection where one is named")
+                (extent,) = struct.unpack_from("<Q", head, 8)
+                if extent < 16 or address + extent > size:
+                    raise damaged("a heap collection beyond the end of the file")
+                fh.seek(address)
+                body = fh.read(extent)
+                objects = {}
+                at = 16
+                while at + 16 <= extent:
+                    obj, _, obj_size = struct.unpack_from("<HHxxxxQ", body, at)
+                    if obj == 0:
+                        break  # the free space closes the collection
+                    step = 16 + ((obj_size + 7) // 8) * 8
+                    if at + step > extent:
+                        raise damaged("a heap object past its collection")
+                    objects[obj] = obj_size
+                    at += step
+                collections[address] = objects
+            if objects.get(index, -1) < length:
+                raise damaged("a reference to a missing heap object")
+    finally:
+        fh.close()
 
 
 def scan_hdf5(
@@ -827,7 +921,7 @@ class SafeNpz:
             infos = self.zip.infolist()
             if len(infos) > limit("MAX_ZIP_MEMBERS"):
                 raise _too_big(
-                    "the number of members", len(infos), "MAX_ZIP_MEMBERS", name, None
+                    "the member count is", len(infos), "MAX_ZIP_MEMBERS", name, None
                 )
             self._infos: dict[str, zipfile.ZipInfo] = {}
             for info in infos:
@@ -1307,7 +1401,7 @@ def parse_params(path: str) -> dict[str, Any]:
         raise SpikeDataError(f"cannot read ({exc.strerror or exc})", path=path) from exc
     if len(raw) > bound:
         raise _too_big(
-            "the file", os.path.getsize(path), "MAX_PARAMS_BYTES", path, None
+            "the file holds", os.path.getsize(path), "MAX_PARAMS_BYTES", path, None
         )
     try:
         text = raw.decode("utf-8-sig")
@@ -1322,7 +1416,8 @@ def parse_params(path: str) -> dict[str, Any]:
     indent = 0
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            ends = tok.type in (tokenize.NEWLINE, tokenize.ENDMARKER)
+            if ends or (tok.type == tokenize.OP and tok.string == ";"):
                 if indent == 0:
                     _assign(statement, params, path)
                 statement = []
