@@ -370,6 +370,20 @@ def test_phy_folder_read_exactly(phy_folder):
     assert sio.read_spikes(phy_folder.path, "phy").n_units == 4
 
 
+def test_phy_recording_length_from_the_raw_file(tmp_path, phy_writer):
+    folder = phy_writer(tmp_path / "ks", np.array([30, 60, 90]), np.array([1, 1, 0]))
+    assert sio.read_spikes(folder).t_stop is None  # no recording.dat: unknown
+    # 385 int16 channels x 4500 samples after a 16-byte offset: 0.15 s at 30 kHz
+    with open(os.path.join(folder, "params.py"), "a") as fh:
+        fh.write("offset = 16\n")
+    (tmp_path / "ks" / "recording.dat").write_bytes(bytes(16 + 385 * 2 * 4500))
+    trains = sio.read_spikes(folder)
+    assert (trains.t_start, trains.t_stop) == (0.0, 4500 / 30000.0)
+    # a raw file shorter than the spikes is not theirs: the length stays unknown
+    (tmp_path / "ks" / "recording.dat").write_bytes(bytes(16 + 385 * 2 * 60))
+    assert sio.read_spikes(folder).t_stop is None
+
+
 def test_params_py_is_not_executed(tmp_path, monkeypatch, phy_writer):
     monkeypatch.chdir(tmp_path)
     folder = phy_writer(

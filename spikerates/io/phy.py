@@ -43,14 +43,18 @@ def parse_params(path: str) -> dict[str, Any]:
     return safety.parse_params(path)
 
 
-def _sample_rate(folder: str) -> float:
+def _params(folder: str) -> dict[str, Any]:
     path = os.path.join(folder, "params.py")
     if not os.path.isfile(path):
         raise SpikeDataError(
             "missing params.py (it gives sample_rate, the samples per second)",
             path=folder,
         )
-    params = parse_params(path)
+    return parse_params(path)
+
+
+def _sample_rate(folder: str, params: dict[str, Any]) -> float:
+    path = os.path.join(folder, "params.py")
     if "sample_rate" not in params:
         raise SpikeDataError(
             "no sample_rate assignment (e.g. 'sample_rate = 30000.0')",
@@ -71,6 +75,41 @@ def _sample_rate(folder: str) -> float:
             dataset="sample_rate",
         )
     return float(rate)
+
+
+def _recording_samples(folder: str, params: dict[str, Any]) -> int | None:
+    """Samples in the raw recording that ``params.py`` names, when it can be
+    told: ``dat_path`` (one existing file, relative to the folder),
+    ``n_channels_dat``, ``dtype`` and ``offset`` (bytes before the samples).
+    ``None`` when any of them is missing or unusable; the file is never
+    read, only its size."""
+    dat = params.get("dat_path")
+    if isinstance(dat, list | tuple) and len(dat) == 1:
+        dat = dat[0]
+    n_channels = params.get("n_channels_dat")
+    offset = params.get("offset", 0)
+    if (
+        not isinstance(dat, str)
+        or isinstance(n_channels, bool)
+        or not isinstance(n_channels, int)
+        or n_channels < 1
+        or isinstance(offset, bool)
+        or not isinstance(offset, int)
+        or offset < 0
+    ):
+        return None
+    try:
+        itemsize = np.dtype(str(params.get("dtype", "int16"))).itemsize
+    except TypeError:
+        return None
+    path = dat if os.path.isabs(dat) else os.path.join(folder, dat)
+    try:
+        size = os.stat(path).st_size
+    except (OSError, ValueError):
+        return None
+    if size <= offset or itemsize == 0:
+        return None
+    return (size - offset) // (n_channels * itemsize)
 
 
 def _load_vector(folder: str, name: str) -> np.ndarray:
@@ -174,7 +213,9 @@ def read(folder: str) -> SpikeTrains:
                 "spike_clusters.npy (or spike_templates.npy) is missing",
                 path=folder,
             )
-    rate = _sample_rate(folder)
+    params = _params(folder)
+    rate = _sample_rate(folder, params)
+    n_samples = _recording_samples(folder, params)
     samples = _load_vector(folder, "spike_times.npy")
     clusters = _load_vector(folder, clusters_name)
     clusters_path = os.path.join(folder, clusters_name)
@@ -200,10 +241,13 @@ def read(folder: str) -> SpikeTrains:
     counts = np.bincount(inverse, minlength=ids.size)
     spike_times = np.split(times[order], np.cumsum(counts)[:-1]) if ids.size else []
     labels, label_column = _labels(folder, ids)
+    if n_samples is not None and times.size and times.max() > n_samples / rate:
+        n_samples = None  # not the raw file these spikes were sorted from
     return SpikeTrains(
         list(spike_times),
         unit_ids=ids,
-        t_start=None,
+        t_start=None if n_samples is None else 0.0,
+        t_stop=None if n_samples is None else n_samples / rate,
         labels=labels,
         source=folder,
         label_column=label_column,
