@@ -486,21 +486,40 @@ class FirStage:
         # sums.
         block, pieces = self._sparse_shape()
         # A table of kernel pieces larger than the L2 cache is streamed from
-        # further away at every spike (measured about 20 times the cost per
-        # product at tau = 0.5 s), and the transposing copy of the sparse
-        # product's blocks grows with the units.
-        per_product = 0.15 if (pieces * block * block * 8) <= _L2_BYTES else 3.0
+        # further away at every spike (at tau = 0.5 s measured 4 to 16 times
+        # the cost per product, rising with the units), and the transposing
+        # copy of the sparse product's blocks grows with the units.
+        per_product = 0.15
+        if pieces * block * block * 8 > _L2_BYTES:
+            per_product = 0.6 * (1.0 + self.n_units / 1000.0)
         per_value = 0.8 * (1.0 + self.n_units / 1500.0)
         cost = {
             "sparse": per_value + density * (35.0 + per_product * pieces * block),
             "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
-        if self._recursion_viable():
-            # a matrix product of B + d taps per value, the chaining of the
-            # blocks' states, and a direct sum per group of rows
-            cost["recursive"] = 2.0 + 0.02 * (_RECURSIVE_BLOCK + 2)
+        if self._recursion_viable() and self._recursion_expected(density):
+            # two matrix products of B + d taps per value, passes for the
+            # carried state and the zeros (measured about a 200-tap direct
+            # product), and a few calls per block of B rows
+            cost["recursive"] = 5.5 + 300.0 / max(self.n_units, 1)
         return cost
+
+    def _recursion_expected(self, density: float) -> bool:
+        """Whether the round-off bound should hold at this spike density.
+
+        The peak output of spike trains is about the kernel's peak plus
+        twice its sum times the density, times the largest value; where the
+        bound at that peak fails the groups would fall back to direct sums.
+        """
+        if self._largest_input == 0:
+            return True
+        smallest = self._recursion.kern_min * self._smallest_input
+        memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
+        kern = np.abs(self.kern)
+        peak = self._largest_input * (kern.max() + 2.0 * density * kern.sum())
+        bound = 2.0 * np.finfo(np.float64).eps * memory * peak
+        return bound <= _RECURSIVE_TOLERANCE * smallest
 
     def _choose_method(self, density: float) -> str:
         cost = self._method_costs(density)

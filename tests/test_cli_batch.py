@@ -48,7 +48,8 @@ def assert_same_npz(a, b) -> None:
         np.testing.assert_array_equal(left[key], right[key], err_msg=key)
 
 
-KERNEL = ["rates", "kernel", "--t-start", "0", "--t-stop", "2", "--dt", "0.01"]
+# -q: the note that the window ends after the last spike is not checked here
+KERNEL = ["-q", "rates", "kernel", "--t-start", "0", "--t-stop", "2", "--dt", "0.01"]
 
 
 # ----------------------------------------------------------------------------
@@ -61,7 +62,8 @@ def test_bad_input_among_good_ones(cli, files, tmp_path, jobs):
     bad = tmp_path / "in" / "broken.npz"
     bad.write_bytes(b"not a zip file")
     log = tmp_path / "run.jsonl"
-    args = [*KERNEL, paths[0], bad, *paths[1:], "-o", tmp_path / "out"]
+    # -q: no notes (about the window), so that the error is the only line
+    args = ["-q", *KERNEL, paths[0], bad, *paths[1:], "-o", tmp_path / "out"]
     result = cli.run([*args, "--jobs", jobs, "--log", log])
     cli.assert_one_line_error(result, str(bad))
     assert cli.entries(tmp_path / "out") == ["rec0.npz", "rec1.npz", "rec2.npz"]
@@ -88,7 +90,7 @@ def test_unexpected_exception_is_one_named_line(
 
     monkeypatch.setattr(io, "read_spikes", read_spikes)
     paths = write_inputs(files, tmp_path / "in", 3)
-    result = cli.run([*KERNEL, *paths, "-o", tmp_path / "out", "--jobs", jobs])
+    result = cli.run(["-q", *KERNEL, *paths, "-o", tmp_path / "out", "--jobs", jobs])
     assert result.exit_code == 1
     lines = cli.error_lines(result)
     assert lines == [
@@ -139,7 +141,9 @@ def test_skip_existing_leaves_outputs_untouched(cli, files, tmp_path):
     later = time.time() + 10
     os.utime(paths[2], (later, later))
     log = tmp_path / "run.jsonl"
-    result = cli.run([*KERNEL, *paths, "-o", out, "--skip-existing", "--log", log])
+    # without -q: the skipped inputs are a note
+    args = [*KERNEL[1:], *paths, "-o", out, "--skip-existing", "--log", log]
+    result = cli.run(args)
     assert result.exit_code == 0, result.stderr
     assert "2 of 3 inputs skipped" in result.stderr
     status = {name: e["status"] for name, e in by_name(log_entries(log)).items()}
@@ -292,6 +296,7 @@ def test_dask_local_cluster_from_the_command_line(script, files, tmp_path):
     paths = write_inputs(files, tmp_path / "in", 3)
     log = tmp_path / "run.jsonl"
     result = script.run(
+        "-q",
         *KERNEL,
         *paths,
         "-o",
@@ -394,7 +399,9 @@ def check_stopped(process, fifos, out, log, signum) -> None:
     err = err.decode()
     assert process.returncode == 128 + signum, err
     assert "Traceback" not in err
-    assert err.splitlines()[-1].startswith("spikerates: interrupted; ")
+    name = signal.Signals(signum).name
+    assert err.splitlines()[-1].startswith(f"spikerates: interrupted by {name}; ")
+    assert err.splitlines()[-1].endswith("4 of 4 inputs not processed")
     # Nobody reads the pipes any more: no task runs on, none started later.
     time.sleep(1.0)
     assert not any(readers(fifo) for fifo in fifos)

@@ -229,7 +229,6 @@ def test_extreme_option_values(cli, tmp_path, events_file, args, exit_code, frag
     assert cli.entries(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the kernel's length is not bounded yet")
 def test_huge_kernel_is_refused(cli, tmp_path, events_file):
     args = ["rates", "kernel", events_file[0], "--tau", "1e4", "--dt", "1e-6"]
     result = cli.run([*args, "-o", tmp_path / "out.npz"])

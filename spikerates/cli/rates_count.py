@@ -111,10 +111,10 @@ def _count_task(params: CountOptions, job: Job, report: Report) -> None:
         if params.mode == "rate":
             dtype = np.dtype(params.dtype)
         check_output_size(
-            float(plan.n_steps) * plan.n_units * np.dtype(dtype).itemsize,
+            plan.n_steps * plan.n_units * np.dtype(dtype).itemsize,
             params.max_output_bytes,
-            what=f"the counts of {plan.n_units} units x {plan.n_steps} steps",
-            remedies="give a coarser --dt or a shorter window",
+            what=f"{plan.n_steps} steps x {plan.n_units} units of counts",
+            remedies="or choose a coarser --dt or a shorter --t-start/--t-stop",
         )
         steps = max(1, int(round(params.chunk_duration / plan.grid.dt)))
         steps = min(steps, max(1, (1 << 20) // max(1, plan.n_units)))
