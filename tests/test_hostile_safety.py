@@ -75,6 +75,9 @@ def test_params_agree_with_literal_eval(tmp_path_factory, values) -> None:
         ("a = {1, 2}\n", {}),
         ("a = 1; b = 2\nc = 3; a = 4\n", {"a": 4, "b": 2, "c": 3}),
         ("a = 1\nx; a = 2\n", {"a": 2}),
+        ("a = 1\n*b, a = 1, 2\n", {}),
+        ("a = 1\na += 1\nc = 2\nc: int = 3\n", {}),
+        ("a = 1\nif a == 1: pass\n", {"a": 1}),
         ("a = f'x'\n", {}),
     ],
 )

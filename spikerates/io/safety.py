@@ -572,7 +572,10 @@ def scan_hdf5(
     max_depth = int(limit("MAX_HDF5_DEPTH"))
     seen: set[Any] = set()
     count = 0
-    stack: list[tuple[Any, str, int]] = [(f["/"], "/", 0)]
+    root = f["/"]
+    if not isinstance(root, h5py.Group):
+        raise SpikeDataError("damaged HDF5 file (its root is not a group)", path=path)
+    stack: list[tuple[Any, str, int]] = [(root, "/", 0)]
     while stack:
         group, gname, depth = stack.pop()
         try:
@@ -1467,10 +1470,32 @@ def _check_syntax(text: str, path: str) -> None:
         return
 
 
+def _assigned_names(tokens: list[tokenize.TokenInfo]) -> list[str]:
+    """Every name on the left of the last top-level ``=`` (or augmented
+    assignment ``+=``...) of a statement: the names it rebinds."""
+    depth, last = 0, None
+    for k, tok in enumerate(tokens):
+        if tok.type != tokenize.OP:
+            continue
+        if tok.string in "([{":
+            depth += 1
+        elif tok.string in ")]}":
+            depth -= 1
+        elif depth == 0 and tok.string.endswith("=") and tok.string not in _COMPARE:
+            last = k
+    if last is None:
+        return []
+    return [t.string for t in tokens[:last] if t.type == tokenize.NAME]
+
+
+_COMPARE = ("==", "<=", ">=", "!=")
+
+
 def _assign(
     tokens: list[tokenize.TokenInfo], params: dict[str, Any], path: str
 ) -> None:
-    """Record ``name = literal`` (chained ``a = b = literal`` too)."""
+    """Record ``name = literal`` (chained ``a = b = literal`` too); any other
+    assignment leaves the names it rebinds without a value."""
     names = []
     i = 0
     while (
@@ -1481,17 +1506,21 @@ def _assign(
     ):
         names.append(tokens[i].string)
         i += 2
-    if not names or i >= len(tokens):
-        return
-    try:
-        value = _literal(tokens[i:], path)
-    except SpikeDataError:
-        raise
-    except (_NotLiteral, ValueError, SyntaxError, MemoryError, OverflowError):
-        # The name now holds something that is not a plain literal: it has
-        # no value here, whatever an earlier assignment gave it.
-        for name in names:
+    value: Any = _NO_VALUE
+    if names and i < len(tokens):
+        try:
+            value = _literal(tokens[i:], path)
+        except SpikeDataError:
+            raise
+        except (_NotLiteral, ValueError, SyntaxError, MemoryError, OverflowError):
+            value = _NO_VALUE
+    if value is _NO_VALUE:
+        # Not a plain literal: the names now hold something else.
+        for name in _assigned_names(tokens):
             params.pop(name, None)
         return
     for name in names:
         params[name] = value
+
+
+_NO_VALUE = object()
