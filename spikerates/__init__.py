@@ -1,6 +1,6 @@
 """spikerates: spike trains to firing rates, and LIF-family neuron models."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "compute_rates"]
 
