@@ -131,13 +131,20 @@ def fft_workers() -> int:
     return get()
 
 
+#: Environment variable holding the thread count asked for (``--threads``).
+THREADS_ENV = "SPIKERATES_THREADS"
+
+
 def configure(threads: int | None = None, jobs: int = 1) -> int:
     """Set the thread count of this process, or of each process of a pool.
 
     Parameters
     ----------
     threads : int, optional
-        Threads for the whole computation, >= 1; default :func:`available`.
+        Threads for the whole computation, >= 1; default the environment
+        variable :data:`THREADS_ENV` when set (so the processes of a pool
+        share the count asked for on the command line), else
+        :func:`available`.
     jobs : int, optional
         Number of processes the inputs are spread over, >= 1. Each computes
         with ``max(1, threads // jobs)`` threads.
@@ -157,7 +164,16 @@ def configure(threads: int | None = None, jobs: int = 1) -> int:
     """
     global _origin, _total, _jobs
     jobs = _count("jobs", jobs)
-    if threads is None:
+    if threads is None and os.environ.get(THREADS_ENV):
+        text = os.environ[THREADS_ENV]
+        try:
+            total = _count(THREADS_ENV, int(text))
+        except ValueError:
+            raise ParameterError(
+                THREADS_ENV, f"must be a whole number >= 1, got {text!r}"
+            ) from None
+        _origin = "requested"
+    elif threads is None:
         total, _origin = available(), "CPU affinity mask"
     else:
         total, _origin = _count("threads", threads), "requested"

@@ -518,3 +518,10 @@ class Script:
 def script() -> type[Script]:
     """:class:`Script`: the installed command in subprocesses."""
     return Script
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_count_from_an_earlier_run(monkeypatch):
+    """``--threads`` hands its count to worker processes through the
+    environment; a run in this process must not pass it to the next test."""
+    monkeypatch.delenv("SPIKERATES_THREADS", raising=False)

@@ -542,6 +542,13 @@ OPTION_EXAMPLES[(), "--version"] = Example(("--version",), ("--help",), "stdout"
 OPTION_EXAMPLES[(), "--verbose"] = Example(
     ("-v", *KERNEL), tuple(KERNEL), "stderr:spikerates: {dense}: wrote -:"
 )
+# The thread count changes how the work is split, never the result; with -v
+# it is reported.
+OPTION_EXAMPLES[(), "--threads"] = Example(
+    ("-v", "--threads", "1", *KERNEL),
+    ("-v", *KERNEL),
+    "stderr:spikerates: threads: 1 (requested",
+)
 OPTION_EXAMPLES[(), "--quiet"] = Example(
     ("-q", *KERNEL, "--t-start", "0.1"), (*KERNEL, "--t-start", "0.1"), "quiet"
 )

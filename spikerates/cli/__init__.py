@@ -88,8 +88,16 @@ class SpikeratesGroup(click.Group):
     is_flag=True,
     help="Silence notes (e.g. spikes left out of the window) and progress bars.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="SPIKERATES_THREADS",
+    show_default="the CPUs this process may run on",
+    help="Threads for the whole run, shared between the processes of --jobs.",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, quiet: bool, threads: int | None) -> None:
     """Spike trains in, firing rates out.
 
     Read spikes (HDF5/NWB, NPZ, CSV/TSV, Phy folders; '-' is standard input),
@@ -106,6 +114,16 @@ def cli(ctx: click.Context, verbose: bool, quiet: bool) -> None:
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be combined")
     ctx.obj = Settings(verbose=verbose, quiet=quiet)
+    if threads is not None:
+        import os
+
+        from spikerates import threads as thread_count
+
+        # Through the environment, so every worker process shares the count.
+        os.environ[thread_count.THREADS_ENV] = str(threads)
+        thread_count.configure(threads)
+        if verbose:
+            click.echo(f"spikerates: {thread_count.describe()}", err=True)
     if ctx.invoked_subcommand is None:
         # No command: the usage, and the exit status of a usage error.
         click.echo(ctx.get_help())
