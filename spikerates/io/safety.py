@@ -515,8 +515,10 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
         )
 
     try:
+        if offset + stored > size:
+            raise damaged("data beyond the end of the file")
         fh.seek(offset)
-        refs = fh.read(stored)
+        refs = fh.read(min(stored, 16 * math.prod(ds.shape or ())))
         collections: dict[int, dict[int, int]] = {}
         for pos in range(0, len(refs) - 15, 16):
             length, address, index = struct.unpack_from("<IQI", refs, pos)
