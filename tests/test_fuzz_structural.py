@@ -87,7 +87,11 @@ def arrays(draw) -> np.ndarray:
     or sorted values."""
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
-    if dtype.kind in "US":
+    if dtype.kind == "U":
+        # Text that files can hold: UTF-8 encodable (no lone surrogates).
+        text = st.text(st.characters(codec="utf-8"), max_size=4)
+        return draw(hnp.arrays(dtype, shape, elements=text))
+    if dtype.kind == "S":
         return draw(hnp.arrays(dtype, shape))
     if dtype.kind == "b":
         return draw(hnp.arrays(dtype, shape))
