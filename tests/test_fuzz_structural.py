@@ -89,7 +89,7 @@ def arrays(draw) -> np.ndarray:
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
     if dtype.kind == "U":
         # Text that files can hold: UTF-8 encodable (no lone surrogates).
-        text = st.text(st.characters(codec="utf-8"), max_size=4)
+        text = st.text(st.characters(codec="utf-8", min_codepoint=1), max_size=4)
         return draw(hnp.arrays(dtype, shape, elements=text))
     if dtype.kind == "S":
         return draw(hnp.arrays(dtype, shape))
