@@ -30,6 +30,7 @@ from spikerates.cli.options import (
     output_options,
     plot_option,
     spike_input_options,
+    stack_options,
 )
 from spikerates.cli.runner import (
     Job,
@@ -485,18 +486,9 @@ def model_attrs(options: dict[str, Any]) -> dict[str, Any]:
 TABLE_FORMATS = ("tsv", "csv", "json", "npz", "hdf5", "h5")
 
 
-def _stack(options: list[Any]) -> Any:
-    def decorator(f: Any) -> Any:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorator
-
-
 def table_output_options(default_to_help: str) -> Any:
     """``-o/--output`` (one file for all inputs) and ``--to`` of a table."""
-    return _stack(
+    return stack_options(
         [
             click.option(
                 "-o",
@@ -521,7 +513,7 @@ def table_output_options(default_to_help: str) -> Any:
 def analysis_input_options(f: Any) -> Any:
     """Reading options of the analysis commands (no grid: they read spike
     times only)."""
-    return _stack(
+    return stack_options(
         [
             click.option(
                 "--from",

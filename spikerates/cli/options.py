@@ -241,7 +241,9 @@ NON_NEGATIVE = FiniteFloat(min=0.0)
 # Option groups (decorators)
 
 
-def _apply(options: list[FC]) -> FC:
+def stack_options(options: list[FC]) -> FC:
+    """One decorator applying ``options`` in the order they are listed."""
+
     def decorator(f: FC) -> FC:
         for option in reversed(options):
             f = option(f)
@@ -274,7 +276,7 @@ def output_options(default_to_help: str, *, batch: bool = True) -> FC:
         "and NPZ are assembled in a temporary file first (at most "
         "--max-output-size) and printed at the end."
     )
-    return _apply(
+    return stack_options(
         [
             click.option(
                 "-o",
@@ -495,12 +497,12 @@ def spike_input_options(*, chunking: bool) -> FC:
                 help="Type of the written rates (computation is float64).",
             ),
         ]
-    return _apply(options)
+    return stack_options(options)
 
 
 def exact_and_epochs_options(default_exact: str) -> FC:
     """``--exact/--binned`` and ``--epochs FILE`` of the rate estimators."""
-    return _apply(
+    return stack_options(
         [
             click.option(
                 "--exact/--binned",
@@ -568,7 +570,7 @@ def neuron_options(models: tuple[str, ...], default_model: str) -> FC:
                 help="SoftLIF smoothing around the threshold.",
             )
         )
-    return _apply(
+    return stack_options(
         options
         + [
             click.option(
