@@ -629,6 +629,12 @@ class DaskEngine(Engine):
                     item = futures.pop(future)
                     yield _dask_record(future, item)
             except BaseException:
+                # Stopping on purpose: the connections Dask loses on the way
+                # down are not news (its loggers would print tracebacks).
+                import logging
+
+                for name in ("distributed", "tornado", "asyncio"):
+                    logging.getLogger(name).setLevel(logging.CRITICAL + 1)
                 # Pending tasks never start; running ones on the local
                 # cluster are stopped with its workers.
                 with contextlib.suppress(Exception):
