@@ -503,8 +503,19 @@ def make_population(
         raise ParameterError(
             "encoders", f"must be 'random' or 'positive', got {encoders!r}"
         )
+    # The ends of a range are checked too, so a range that reaches outside
+    # what the model allows is refused whatever the draws happen to be.
+    ends_r, ends_i = np.meshgrid(_ends(max_rates, rates), _ends(intercepts, icpts))
+    neuron_type.gain_bias(ends_r.ravel(), ends_i.ravel())
     gain, bias = neuron_type.gain_bias(rates, icpts)
     return Population(gain, bias, signs, rates, icpts)
+
+
+def _ends(spec: float | tuple[float, float], drawn: np.ndarray) -> np.ndarray:
+    """The two ends of a validated ``(low, high)`` pair, or the constant."""
+    if isinstance(spec, (tuple, list, np.ndarray)):
+        return np.asarray([float(v) for v in spec])
+    return drawn[:1]
 
 
 _TABLE_ALIASES = {
