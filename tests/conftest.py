@@ -12,6 +12,17 @@ import pytest
 
 from spikerates.spiketrains import SpikeTrains
 
+try:
+    from hypothesis import settings
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+else:
+    # The same examples on every run, so the suite's verdict does not depend
+    # on the draw; ``--hypothesis-profile=explore`` draws new ones.
+    settings.register_profile("default", derandomize=True, database=None)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile("default")
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:
