@@ -40,7 +40,7 @@ The kernel of :func:`spikerates.estimators.rates_kernel` with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +65,12 @@ COARSE_BINS = 1 << 16
 
 #: The optimum must span at least this many bins to be accepted.
 MIN_BINS_PER_WIDTH = 16
+
+#: Widths above this many bins are evaluated on bins WIDE_FACTOR times coarser.
+WIDE_BINS = 4096
+
+#: Coarsening of the bins for the widest widths.
+WIDE_FACTOR = 16
 
 #: Largest number of bins of one FFT.
 MAX_BINS = 1 << 24
@@ -186,6 +192,9 @@ class _Edges:
         # so that no tail wraps into the outside bins.
         self.n_bins = n
         self.size = 3 * n
+        self._centres = np.arange(n + 1) + 0.5
+        self._lower = np.concatenate([[-0.5], self._centres[:-1]])
+        self._cut = np.zeros(n + 2, dtype=np.int64)
         freq = np.arange(self.size // 2 + 1) / self.size
         self.gain = np.exp(-0.5 * (2 * np.pi * freq * _EDGE_BINS) ** 2)
 
@@ -198,18 +207,19 @@ class _Edges:
         # and k go to those two bins in proportion to their distances (the
         # ones nearer the end than the first centre, to it and the centre
         # at -h/2, outside).
-        centres = (np.arange(self.n_bins + 1) + 0.5) * h
+        centres = self._centres * h
         counts = np.zeros((2, self.size))
+        n = self.n_bins
         for row, (dist, sums) in enumerate(zip(self.dist, self.sums, strict=True)):
-            cut = np.concatenate([[0], np.searchsorted(dist, centres)])
-            number = np.diff(cut).astype(np.float64)
-            if not number.any():
+            if not dist.size or dist[0] >= centres[-1]:
                 continue
-            left = np.concatenate([[-0.5 * h], centres[:-1]])
-            upper = (np.diff(sums[cut]) - left * number) / h
+            cut = self._cut
+            cut[1:] = np.searchsorted(dist, centres)
+            number = np.diff(cut).astype(np.float64)
             # Interval k lies between centres k - 1 and k (index 0: -h/2..h/2).
-            counts[row, : self.n_bins + 1] += upper
-            counts[row, : self.n_bins] += (number - upper)[1:]
+            upper = (np.diff(sums[cut]) - self._lower * h * number) / h
+            counts[row, : n + 1] += upper
+            counts[row, :n] += (number - upper)[1:]
             counts[row, -1] += number[0] - upper[0]
         if not counts.any():
             return 0.0
@@ -251,6 +261,31 @@ def _golden(f, lo: float, hi: float, n_iter: int = 40) -> tuple[float, list]:
             seen.append((np.exp(d), fd))
     best = min(seen, key=lambda p: p[1])
     return float(best[0]), seen
+
+
+def _level_cost(
+    counts: np.ndarray, dt: float, top: float, edges: _Edges
+) -> Callable[[float], float]:
+    """The cost of widths up to ``top`` on bins of ``dt``.
+
+    The padding that keeps a width's pair sums from wrapping round grows
+    with the width: widths above :data:`WIDE_BINS` bins are evaluated on
+    bins :data:`WIDE_FACTOR` times coarser (still more than 256 per width,
+    where binning moves the cost by about 1e-5 of itself), so that the widest ones do not make the FFT of the fine bins
+    several times longer than the recording.
+    """
+    split = WIDE_BINS * dt
+    fine_top = min(top, split)
+    fine = _Spectrum(counts, dt, int(np.ceil(5 * np.sqrt(2) * fine_top / dt)))
+    if top <= split:
+        return lambda w: fine.cost(w, edges)
+    n = -(-counts.size // WIDE_FACTOR) * WIDE_FACTOR
+    merged = np.zeros(n)
+    merged[: counts.size] = counts
+    merged = merged.reshape(-1, WIDE_FACTOR).sum(axis=1)
+    wide_dt = dt * WIDE_FACTOR
+    wide = _Spectrum(merged, wide_dt, int(np.ceil(5 * np.sqrt(2) * top / wide_dt)))
+    return lambda w: (wide if w > split else fine).cost(w, edges)
 
 
 def bandwidth_cost(
@@ -361,13 +396,11 @@ def optimal_bandwidth(
     costs: list[np.ndarray] = []
     while True:
         n_bins = max(1, int(np.ceil(duration / level_dt - 1e-9)))
-        pad = int(np.ceil(5 * np.sqrt(2) * top / level_dt))
-        spectrum = _Spectrum(_binned(times, t_start, level_dt, n_bins), level_dt, pad)
+        cost_of = _level_cost(
+            _binned(times, t_start, level_dt, n_bins), level_dt, top, edges
+        )
         n_widths = max(3, int(np.ceil(PER_DECADE * np.log10(top / low))) + 1)
         grid = np.geomspace(low, top, n_widths)
-
-        def cost_of(w: float, spectrum: _Spectrum = spectrum) -> float:
-            return spectrum.cost(w, edges)
 
         cost = np.array([cost_of(w) for w in grid])
         j = int(np.argmin(cost))

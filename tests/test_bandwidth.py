@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from spikerates.bandwidth import (
+    WIDE_BINS,
+    _binned,
     _Edges,
+    _level_cost,
     _Spectrum,
     bandwidth_cost,
     optimal_bandwidth,
@@ -153,6 +156,21 @@ def test_outside_part_matches_the_pairwise_closed_form(rng):
     for w in (0.01, 0.05, 0.2, 1.0, 3.0, 20.0):
         want = outside_integral(times, w, 0.0, 5.0)
         assert edges.outside(w) == pytest.approx(want, rel=2e-4)
+
+
+def test_widest_widths_on_coarser_bins_match_the_fine_cost(rng):
+    times = modulated_train(rng, 600.0, freq=0.02)
+    dt = 600.0 / 65536
+    cost_of = _level_cost(
+        _binned(times, 0.0, dt, 65536), dt, 600.0, _Edges(times, 0.0, 600.0)
+    )
+    split = WIDE_BINS * dt
+    widths = np.array([0.5, 0.999, 1.001, 3.0, 10.0]) * split
+    assert widths[-1] < 600.0
+    want = bandwidth_cost(times, widths, 0.0, 600.0, dt)
+    got = np.array([cost_of(w) for w in widths])
+    np.testing.assert_allclose(got[:2], want[:2], rtol=1e-8)
+    np.testing.assert_allclose(got[2:], want[2:], rtol=1e-4)
 
 
 def test_band_sums_match_the_direct_sum(rng):
