@@ -196,6 +196,8 @@ def staged_outputs(*targets: str | None) -> Iterator[list[str | None]]:
     replaced. A read-only target, a missing folder or a folder without
     write permission is refused before any work.
     """
+    from spikerates.errors import SpikeDataError
+
     staged: list[tuple[str, str]] = []
     paths: list[str | None] = []
     try:
@@ -207,7 +209,15 @@ def staged_outputs(*targets: str | None) -> Iterator[list[str | None]]:
             path = _stage(real)
             staged.append((path, real))
             paths.append(path)
-        yield paths
+        try:
+            yield paths
+        except SpikeDataError as exc:
+            # An error about a staged file is about the output it stands for.
+            real_of = dict(staged)
+            if exc.path in real_of:
+                exc.path = real_of[exc.path]
+                exc.args = (exc._format(),)
+            raise
         for path, real in staged:
             _commit(path, real)
     finally:
