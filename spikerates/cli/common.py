@@ -522,7 +522,17 @@ def table_output_options(default_to_help: str) -> Any:
 
 def analysis_input_options(f: Any) -> Any:
     """Reading options of the analysis commands (no grid: they read spike
-    times only)."""
+    times only). With ``--allow-external-data`` the whole command follows
+    HDF5 external data (the spikes and any table it reads)."""
+    import functools
+
+    @functools.wraps(f)
+    def command(*args: Any, **options: Any) -> Any:
+        from spikerates.io.safety import allow_external_data
+
+        with allow_external_data(bool(options.get("allow_external_data"))):
+            return f(*args, **options)
+
     return stack_options(
         [
             click.option(
@@ -573,8 +583,29 @@ def analysis_input_options(f: Any) -> Any:
                 help="Dense input values: spike counts per bin, or amplitude "
                 "1/dt per spike.",
             ),
+            click.option(
+                "--id-column",
+                default=None,
+                metavar="COL",
+                help="Column of the units table naming the units. Default: "
+                "unit_name or _name when present and unique, else the row id.",
+            ),
+            click.option(
+                "--segment",
+                type=click.IntRange(min=0),
+                default=None,
+                metavar="N",
+                help="Segment of a multi-segment SpikeInterface sorting.",
+            ),
+            click.option(
+                "--allow-external-data",
+                is_flag=True,
+                help="Follow HDF5 external links, external storage and virtual "
+                "datasets, which read other files than INPUT (refused by "
+                "default).",
+            ),
         ]
-    )(f)
+    )(command)
 
 
 def read_analysis_input(path: str, options: dict[str, Any]):
@@ -596,6 +627,9 @@ def read_analysis_input(path: str, options: dict[str, Any]):
         labels=tuple(options["labels"]),
         t_start=options["t_start"],
         t_stop=options["t_stop"],
+        id_column=options.get("id_column"),
+        segment=options.get("segment"),
+        allow_external_data=bool(options.get("allow_external_data")),
     )
     data = read_source(path, read, lazy=True)
     if isinstance(data, DenseSpikes):
