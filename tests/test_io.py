@@ -949,7 +949,7 @@ MALFORMED = {
     "params without sample_rate": (
         lambda p: _phy(p / "ks", sample_rate=None),
         {},
-        "params.py: sample_rate: no sample_rate assignment",
+        "params.py: sample_rate: no sample_rate given as a number",
     ),
     "params syntax error": (
         lambda p: _phy(p / "ks", params="sample_rate = = 3\n"),
