@@ -29,6 +29,7 @@ from spikerates.cli.options import (
     neuron_options,
     output_options,
     plot_option,
+    source_options,
     spike_input_options,
     stack_options,
 )
@@ -583,27 +584,7 @@ def analysis_input_options(f: Any) -> Any:
                 help="Dense input values: spike counts per bin, or amplitude "
                 "1/dt per spike.",
             ),
-            click.option(
-                "--id-column",
-                default=None,
-                metavar="COL",
-                help="Column of the units table naming the units. Default: "
-                "unit_name or _name when present and unique, else the row id.",
-            ),
-            click.option(
-                "--segment",
-                type=click.IntRange(min=0),
-                default=None,
-                metavar="N",
-                help="Segment of a multi-segment SpikeInterface sorting.",
-            ),
-            click.option(
-                "--allow-external-data",
-                is_flag=True,
-                help="Follow HDF5 external links, external storage and virtual "
-                "datasets, which read other files than INPUT (refused by "
-                "default).",
-            ),
+            *source_options(),
         ]
     )(command)
 
@@ -619,18 +600,8 @@ def read_analysis_input(path: str, options: dict[str, Any]):
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     check_window(options)
-    read = ReadOptions(
-        from_format=options["from_format"],
-        dataset=options["dataset"],
-        values=options["values"],
-        units=options["units"],
-        labels=tuple(options["labels"]),
-        t_start=options["t_start"],
-        t_stop=options["t_stop"],
-        id_column=options.get("id_column"),
-        segment=options.get("segment"),
-        allow_external_data=bool(options.get("allow_external_data")),
-    )
+    # No grid here (psth's --dt is its own bin width, not a reading option).
+    read = ReadOptions.from_options({**options, "dt": None})
     data = read_source(path, read, lazy=True)
     if isinstance(data, DenseSpikes):
         dense = data
