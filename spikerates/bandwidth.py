@@ -28,11 +28,12 @@ evaluation points: log-spaced from two bins to the length of the recording,
 one. The bins start coarse (a 65536th of the recording, or ``dt`` if that
 is coarser) and are made 16 times finer, down to ``dt``, while the optimum
 is within 16 bins (each finer pass tries only the widths below 64 coarse
-bins, which the coarser pass could not resolve), so that binning never
-shifts the optimum by more than a fraction of a percent and the chosen
-bandwidth does not depend on the recording's length (a fixed 1000-point
-evaluation grid does: its bins, and with them the smallest bandwidth it can
-choose, grow with the recording).
+bins, which the coarser pass could not resolve; widths above
+:data:`WIDE_BINS` bins are evaluated on bins :data:`WIDE_FACTOR` times
+coarser), so that binning never shifts the optimum by more than a fraction
+of a percent and the chosen bandwidth does not depend on the recording's
+length (a fixed 1000-point evaluation grid does: its bins, and with them
+the smallest bandwidth it can choose, grow with the recording).
 
 The kernel of :func:`spikerates.estimators.rates_kernel` with
 ``kind="gauss"`` has standard deviation ``tau / 2``: use ``tau = 2 * sigma``.
@@ -271,8 +272,9 @@ def _level_cost(
     The padding that keeps a width's pair sums from wrapping round grows
     with the width: widths above :data:`WIDE_BINS` bins are evaluated on
     bins :data:`WIDE_FACTOR` times coarser (still more than 256 per width,
-    where binning moves the cost by about 1e-5 of itself), so that the widest ones do not make the FFT of the fine bins
-    several times longer than the recording.
+    where binning moves the cost by about 1e-5 of itself), so that the
+    widest ones do not make the FFT of the fine bins several times longer
+    than the recording.
     """
     split = WIDE_BINS * dt
     fine_top = min(top, split)
