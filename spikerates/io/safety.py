@@ -477,10 +477,11 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
     """Walk the global heap collections a variable-length dataset points to.
 
     libhdf5 can loop forever in native code on a damaged collection, where
-    no timeout reaches it; so before such a dataset is read, each of its
-    heap references (contiguous layout) must name a collection (``GCOL``)
-    inside the file whose objects chain within bounds, and an object of the
-    collection large enough for the value.
+    no timeout reaches it, or allocate what a damaged reference declares; so
+    before such a dataset is read, each of its heap references (contiguous
+    or chunked layout, chunks unfiltered or deflated) must name a collection
+    (``GCOL``) inside the file whose objects chain within bounds, and an
+    object of the collection large enough for the value.
     """
     import struct
 
@@ -496,13 +497,10 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
         # The layout parsed here is that of 8-byte addresses and lengths.
         if tuple(ds.file.id.get_create_plist().get_sizes()) != (8, 8):
             return
-        if ds.id.get_create_plist().get_layout() != h5py.h5d.CONTIGUOUS:
-            return
-        offset = ds.id.get_offset()
-        stored = int(ds.id.get_storage_size())
+        layout = ds.id.get_create_plist().get_layout()
     except (OSError, RuntimeError, ValueError):
         return
-    if offset is None or stored == 0:
+    if layout not in (h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):
         return
     opened = _file_bytes(ds)
     if opened is None:
@@ -515,34 +513,107 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
         )
 
     try:
-        if offset + stored > size:
-            raise damaged("data beyond the end of the file")
-        fh.seek(offset)
-        refs = fh.read(min(stored, 16 * math.prod(ds.shape or ())))
+        if layout == h5py.h5d.CONTIGUOUS:
+            pieces = _contiguous_refs(ds, fh, size, damaged)
+        else:
+            pieces = _chunked_refs(ds, fh, size, damaged)
         collections: dict[int, dict[int, int]] = {}
-        for pos in range(0, len(refs) - 15, 16):
-            length, address, index = struct.unpack_from("<IQI", refs, pos)
-            if length == 0:
-                continue
-            objects = collections.get(address)
-            if objects is None:
-                if address + 16 > size:
-                    raise damaged("a heap address beyond the end of the file")
-                fh.seek(address)
-                head = fh.read(16)
-                if head[:4] != b"GCOL":
-                    raise damaged("no heap collection where one is named")
-                (extent,) = struct.unpack_from("<Q", head, 8)
-                if extent < 16 or address + extent > size:
-                    raise damaged("a heap collection beyond the end of the file")
-                fh.seek(address)
-                body = fh.read(extent)
-                objects = _heap_objects(body, extent, damaged)
-                collections[address] = objects
-            if objects.get(index, -1) < length:
-                raise damaged("a reference to a missing heap object")
+        for refs in pieces:
+            for pos in range(0, len(refs) - 15, 16):
+                length, address, index = struct.unpack_from("<IQI", refs, pos)
+                if length == 0:
+                    continue
+                objects = collections.get(address)
+                if objects is None:
+                    if address + 16 > size:
+                        raise damaged("a heap address beyond the end of the file")
+                    fh.seek(address)
+                    head = fh.read(16)
+                    if head[:4] != b"GCOL":
+                        raise damaged("no heap collection where one is named")
+                    (extent,) = struct.unpack_from("<Q", head, 8)
+                    if extent < 16 or address + extent > size:
+                        raise damaged("a heap collection beyond the end of the file")
+                    fh.seek(address)
+                    body = fh.read(extent)
+                    objects = _heap_objects(body, extent, damaged)
+                    collections[address] = objects
+                if objects.get(index, -1) < length:
+                    raise damaged("a reference to a missing heap object")
     finally:
         fh.close()
+
+
+#: Bytes of one heap reference of a variable-length value (8-byte addresses).
+_VLEN_REF_BYTES = 16
+
+
+def _contiguous_refs(
+    ds: Any, fh: Any, size: int, damaged: Callable[[str], SpikeDataError]
+) -> Iterator[bytes]:
+    """The raw heap references of a contiguous dataset."""
+    try:
+        offset = ds.id.get_offset()
+        stored = int(ds.id.get_storage_size())
+    except (OSError, RuntimeError, ValueError):
+        return
+    if offset is None or stored == 0:
+        return
+    if offset + stored > size:
+        raise damaged("data beyond the end of the file")
+    fh.seek(offset)
+    yield fh.read(min(stored, _VLEN_REF_BYTES * math.prod(ds.shape or ())))
+
+
+def _chunked_refs(
+    ds: Any, fh: Any, size: int, damaged: Callable[[str], SpikeDataError]
+) -> Iterator[bytes]:
+    """The raw heap references of each chunk of a chunked dataset (only the
+    elements inside the dataset's extent). Chunks are read as stored and
+    inflated here when deflated; with any other filter nothing is yielded
+    (the references cannot be read without libhdf5)."""
+    import zlib
+
+    import h5py
+
+    try:
+        plist = ds.id.get_create_plist()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        n_chunks = int(ds.id.get_num_chunks())
+    except (OSError, RuntimeError, ValueError):
+        return
+    if any(f != h5py.h5z.FILTER_DEFLATE for f in filters) or not ds.chunks:
+        return
+    if n_chunks > limit("MAX_HDF5_OBJECTS"):
+        raise damaged(f"{n_chunks} chunks")
+    shape = np.asarray(ds.shape, dtype=np.int64)
+    chunk = np.asarray(ds.chunks, dtype=np.int64)
+    chunk_bytes = _VLEN_REF_BYTES * int(chunk.prod())
+    for i in range(n_chunks):
+        try:
+            info = ds.id.get_chunk_info(i)
+        except (OSError, RuntimeError, ValueError):
+            raise damaged("an unreadable chunk index") from None
+        if info.byte_offset is None or info.size == 0:
+            continue
+        if info.byte_offset + info.size > size:
+            raise damaged("a chunk beyond the end of the file")
+        fh.seek(info.byte_offset)
+        raw = fh.read(info.size)
+        if filters and not info.filter_mask & 1:
+            inflate = zlib.decompressobj()
+            try:
+                raw = inflate.decompress(raw, chunk_bytes)
+            except zlib.error:
+                raise damaged("a chunk that does not inflate") from None
+        if len(raw) < chunk_bytes:
+            raise damaged("a chunk shorter than its elements")
+        refs = np.frombuffer(raw[:chunk_bytes], dtype=np.uint8).reshape(
+            (*chunk, _VLEN_REF_BYTES)
+        )
+        # Only the elements inside the extent are ever read.
+        inside = np.minimum(chunk, np.maximum(shape - np.asarray(info.chunk_offset), 0))
+        yield refs[tuple(slice(0, int(n)) for n in inside)].tobytes()
 
 
 def _heap_objects(
@@ -860,8 +931,26 @@ def _npy_header(
         raise SpikeDataError(
             f"unsupported dtype {dtype} in the .npy header", path=path, dataset=dataset
         )
+    shape = tuple(int(n) for n in shape)
+    if dtype.subdtype is not None:
+        # A subarray dtype such as (3,)<f8: its dimensions are the array's
+        # last ones, as numpy reads it.
+        if fortran:
+            raise SpikeDataError(
+                f"unsupported dtype {dtype} in Fortran order in the .npy header",
+                path=path,
+                dataset=dataset,
+            )
+        dtype, extra = dtype.subdtype
+        shape = (*shape, *(int(n) for n in extra))
+        if dtype.kind not in "biufcSUV" or dtype.itemsize == 0:
+            raise SpikeDataError(
+                f"unsupported dtype {dtype} in the .npy header",
+                path=path,
+                dataset=dataset,
+            )
     header = (fh.tell() - start) if fh.seekable() else 0
-    return tuple(int(n) for n in shape), bool(fortran), dtype, header
+    return shape, bool(fortran), dtype, header
 
 
 def _read_exact(
