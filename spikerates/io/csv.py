@@ -623,6 +623,43 @@ def _words(
     return out
 
 
+def _general_words(
+    a: np.ndarray,
+    integer: np.ndarray,
+    general: np.ndarray,
+    fallback: np.ndarray,
+    lead: np.ndarray,
+) -> np.ndarray:
+    """:func:`_words` of the absolute values ``a``: integers as they are,
+    ``general`` values by their shortest digits (``fallback`` is updated
+    with the values they leave to ``repr``)."""
+    # A stand-in with 17 digits keeps the other values out of the digit
+    # search at its first step.
+    x = np.where(general, a, 0.1 + 0.2)
+    digits, n_digits, e = _shortest_digits(x)
+    positional = (e >= -4) & (e < 13)
+    point = np.where(positional, n_digits - 1 - e, n_digits - 1)
+    whole, frac = np.divmod(digits, _P_INT[point.clip(0, 18)])
+    n_whole = np.where(positional, np.maximum(e + 1, 1), 1)
+    exp_word = None
+    if not positional[general].all():
+        index = np.clip(e, _EXP_MIN, -_EXP_MIN - 1) - _EXP_MIN
+        exp_word = np.where(positional | ~general, 0, _EXP_WORDS[index])
+    # From 1e13 to 1e16 repr prints every digit before the point.
+    fallback |= general & (e >= 13) & (e < 16)
+    if integer.any():
+        ints = np.where(integer, a, 0).astype(np.int64)
+        whole = np.where(integer, ints, whole)
+        frac = np.where(integer, 0, frac)
+        point = np.where(integer, 1, point)
+        if ints.max() > 9:
+            count = np.searchsorted(_P_INT, ints, side="right").clip(1)
+            n_whole = np.where(integer, count, n_whole)
+        else:
+            n_whole = np.where(integer, 1, n_whole)
+    return _words(lead, whole, n_whole, frac, point, exp_word)
+
+
 def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
     """``<sep><text>`` of each float64 value as uint64 words padded with NUL
     bytes, shape (n, words): the shortest text that reads back as the same
@@ -635,34 +672,19 @@ def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
     general = ~integer & np.isfinite(a) & (a >= np.finfo(np.float64).tiny)
     fallback = ~(integer | general)
     lead = negative.astype(np.uint64) * np.uint64(ord("-") << 8) | np.uint64(ord(sep))
-    everywhere = bool(integer.all())
-    whole = (
-        a.astype(np.int64) if everywhere else np.where(integer, a, 0).astype(np.int64)
-    )
-    # Digits of the whole part: 1 + floor(log10), exact for integers.
-    n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
-    if everywhere and (not v.size or whole.max() < 10**4):
-        # Counts: one word, "<sep>[-]dddd.0".
-        digits = (_ascii8(whole) >> np.uint64(16)) & (_LAST7[n_whole] >> np.uint64(8))
-        return (digits | lead | _POINT_ZERO).reshape(-1, 1)
-    n_frac = np.ones(v.size, dtype=np.int64)
-    frac = np.zeros(v.size, dtype=np.int64)
-    exp_word = None
-    if general.any():
-        x = a[general]
-        digits, n_digits, e = _shortest_digits(x)
-        positional = (e >= -4) & (e < 13)
-        point = np.where(positional, n_digits - 1 - e, n_digits - 1)
-        whole[general], frac[general] = np.divmod(digits, _P_INT[point.clip(0, 18)])
-        n_whole[general] = np.where(positional, np.maximum(e + 1, 1), 1)
-        n_frac[general] = point
-        if not positional.all():
-            exp_word = np.zeros(v.size, dtype=np.uint64)
-            index = np.clip(e, _EXP_MIN, -_EXP_MIN - 1) - _EXP_MIN
-            exp_word[general] = np.where(positional, 0, _EXP_WORDS[index])
-        # From 1e13 to 1e16 repr prints every digit before the point.
-        fallback[np.flatnonzero(general)[(e >= 13) & (e < 16)]] = True
-    out = _words(lead, whole, n_whole, frac, n_frac, exp_word)
+    if integer.all():
+        whole = a.astype(np.int64)
+        # Digits of the whole part: 1 + floor(log10), exact for integers.
+        n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
+        if not v.size or whole.max() < 10**4:
+            # Counts: one word, "<sep>[-]dddd.0".
+            digits = _ascii8(whole) >> np.uint64(16)
+            digits &= _LAST7[n_whole] >> np.uint64(8)
+            return (digits | lead | _POINT_ZERO).reshape(-1, 1)
+        n_frac = np.ones(v.size, dtype=np.int64)
+        out = _words(lead, whole, n_whole, np.zeros_like(whole), n_frac, None)
+    else:
+        out = _general_words(a, integer, general, fallback, lead)
     cells = out.view(np.uint8)
     for i in np.flatnonzero(fallback).tolist():  # inf, NaN, subnormal, big
         text = repr(float(v[i])).encode("ascii")
