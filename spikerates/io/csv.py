@@ -393,14 +393,12 @@ def _plain(block: np.ndarray) -> np.ndarray:
     return block
 
 
-def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
+def _block_lines(block: np.ndarray, sep: str) -> list[str]:
     """One text line (without newline) per row of a 2-D block.
 
     float64 values and integers print through ``repr`` of nested lists
-    (formatted in C; the shortest text that reads back exactly), or with
-    ``fast`` float64 values through :func:`format_float64` (the same texts,
-    vectorised); float32 with 9 significant digits (read back as the same
-    float32).
+    (formatted in C; the shortest text that reads back exactly); float32
+    with 9 significant digits (read back as the same float32).
     """
     if block.shape[1] == 0:
         return [""] * block.shape[0]
@@ -409,10 +407,6 @@ def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
     if block.dtype.kind == "f" and block.dtype.itemsize <= 4:
         row_format = sep.join(["%.9g"] * block.shape[1])
         return [row_format % tuple(row) for row in block.tolist()]
-    if fast and block.dtype.kind == "f" and _FAST_FLOATS:
-        # Each row starts with a separator: drop the first one.
-        text = _float_rows([""] * block.shape[0], block, sep).decode("ascii")
-        return [line[1:] for line in text.split("\n")[:-1]]
     text = repr(block.tolist())
     return text[2:-2].replace("], [", "\n").replace(", ", sep).split("\n")
 
@@ -469,7 +463,9 @@ def _reads_back(cand: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
             s >= 0, cf * _P_FLOAT[s.clip(0, 22)], cf / _P_FLOAT[(-s).clip(0, 22)]
         )
     ok = back == x
-    inexact = (cand > _TWO53) | (s < -22) | (s > 22)
+    inexact = cand > _TWO53
+    if s.min() < -22 or s.max() > 22:
+        inexact |= (s < -22) | (s > 22)
     if inexact.any():
         ok[inexact] = _near(cand[inexact], s[inexact], x[inexact])
     return ok
@@ -606,15 +602,13 @@ def _words(
         out[:, 0] = (digits & _LAST7[n_whole]) | lead | dot
     i = 1 + big
     # The fraction left-aligned in 16 digits, or 24 when wide.
+    head = frac * _P_INT[np.clip(16 - n_frac, 0, 16)]
     if wide:
-        shift = 24 - n_frac
-        short = shift >= 8
-        head, tail = np.divmod(frac, _P_INT[np.clip(8 - shift, 0, 8)])
-        tail = np.where(short, 0, tail * _P_INT[np.clip(shift, 0, 8)])
-        head = np.where(short, frac * _P_INT[np.clip(shift - 8, 0, 16)], head)
+        tail = np.zeros_like(frac)
+        long = np.flatnonzero(n_frac > 16)
+        head[long], tail[long] = np.divmod(frac[long], _P_INT[n_frac[long] - 16])
+        tail[long] *= _P_INT[24 - n_frac[long]]
         out[:, i + 2] = _ascii8(tail) & _FIRST[np.clip(n_frac - 16, 0, 8)]
-    else:
-        head = frac * _P_INT[16 - n_frac]
     first, rest = np.divmod(head, 10**8)
     out[:, i] = _ascii8(first) & _FIRST[np.minimum(n_frac, 8)]
     out[:, i + 1] = _ascii8(rest) & _FIRST[np.clip(n_frac - 8, 0, 8)]
@@ -841,12 +835,10 @@ def write_rows(
     sep: str,
     *,
     times: GridText | None = None,
-    fast: bool = False,
 ) -> None:
     """Write 1-D or 2-D column blocks side by side, one text row per index.
 
-    With ``times``, the first column holds grid times printed by it;
-    ``fast`` formats float64 blocks with :func:`format_float64`.
+    With ``times``, the first column holds grid times printed by it.
     """
     blocks = [_plain(np.asarray(c)) for c in columns]
     blocks = [b.reshape(-1, 1) if b.ndim == 1 else b for b in blocks]
@@ -858,7 +850,7 @@ def write_rows(
             if i == 0 and times is not None:
                 parts.append(times.format(block[r0:r1, 0]))
             elif block.shape[1]:
-                parts.append(_block_lines(block[r0:r1], sep, fast))
+                parts.append(_block_lines(block[r0:r1], sep))
         if parts:
             fh.write("".join(sep.join(row) + "\n" for row in zip(*parts, strict=True)))
 
