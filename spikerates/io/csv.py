@@ -488,7 +488,10 @@ def _near(cand: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
     inside = ratio < margin
     for i in np.flatnonzero((ratio >= margin) & (ratio <= 1 / margin)).tolist():
         c, p = int(cand[i]), int(s[i])
-        inside[i] = (float(c * 10**p) if p >= 0 else c / 10**-p) == x[i]
+        try:
+            inside[i] = (float(c * 10**p) if p >= 0 else c / 10**-p) == x[i]
+        except OverflowError:  # past the largest float: reads as inf
+            inside[i] = False
     return inside
 
 
@@ -707,14 +710,14 @@ def format_float64(values: np.ndarray) -> np.ndarray:
     return cells.reshape(*np.shape(values), cells.shape[-1])
 
 
-def _float_rows(times: Sequence[str], block: np.ndarray, sep: str) -> bytes:
+def _float_rows(times: Sequence[str], block: np.ndarray, sep: str) -> Iterator[bytes]:
     """Text rows ``<time><sep><value>...`` (each ending with a newline) of a
-    (R, N) float64 block, the times given as text."""
+    (R, N) float64 block, the times given as text, in pieces of about
+    ``_FAST_VALUES`` values."""
     t_cells = np.array(times, dtype=bytes)
     t_cells = t_cells.view(np.uint8).reshape(len(times), t_cells.itemsize)
     n_rows, n_cols = block.shape
     step = max(1, _FAST_VALUES // max(n_cols, 1))
-    pieces = []
     for r0 in range(0, n_rows, step):
         r1 = min(r0 + step, n_rows)
         cells = _float_words(block[r0:r1], sep).view(np.uint8).reshape(r1 - r0, -1)
@@ -723,8 +726,7 @@ def _float_rows(times: Sequence[str], block: np.ndarray, sep: str) -> bytes:
         rows[:, :width] = t_cells[r0:r1]
         rows[:, width:-1] = cells
         rows[:, -1] = ord("\n")
-        pieces.append(rows.tobytes().translate(None, b"\0"))
-    return b"".join(pieces)
+        yield rows.tobytes().translate(None, b"\0")
 
 
 def _decimal_near(value: float, tolerance: float, max_digits: int) -> str | None:
@@ -937,7 +939,8 @@ class MatrixBackend:
         times = self.times.format(t_chunk)
         if self.dtype == np.float64 and _FAST_FLOATS:
             # Streamed matrices are the large outputs: the vectorised format.
-            self.fh.write(_float_rows(times, block, self.sep))
+            for piece in _float_rows(times, block, self.sep):
+                self.fh.write(piece)
             return
         lines = _block_lines(_plain(block), self.sep)
         if block.shape[1]:
