@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import spikerates.io as sio
 from spikerates.io.csv import _FAST_FLOATS, format_float64
@@ -101,6 +104,19 @@ def test_format_reads_back_exactly_and_is_as_short_as_repr():
     assert len(differ) <= values.size // 1000
     assert all(len(t) <= len(r) + 1 for t, r in differ)
     assert all(("e" in t) == ("e" in r) for t, r in differ)
+
+
+@given(arrays(np.float64, st.integers(1, 40), elements=st.floats(width=64)))
+def test_any_float64_reads_back_from_its_text(values):
+    texts = _texts(values)
+    back = np.array([float(t) for t in texts])
+    np.testing.assert_array_equal(back, values)
+    assert np.array_equal(
+        np.signbit(back[~np.isnan(back)]), np.signbit(values[~np.isnan(values)])
+    )
+    assert all(
+        len(t) <= len(repr(float(v))) + 1 for t, v in zip(texts, values, strict=True)
+    )
 
 
 def _stream(target, values, dt=0.01, t_start=0.0, dtype=np.float64, chunk=700):
