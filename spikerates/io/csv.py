@@ -434,6 +434,7 @@ _ASCII4 = np.array(
     dtype=np.uint64,
 )
 _POINT_ZERO = np.uint64(int.from_bytes(b"\0\0\0\0\0\0.0", "little"))
+_ZERO_POINT = np.uint64(int.from_bytes(b"\0\0" + b"0.", "little"))
 _EXP_MIN = -400
 _EXP_WORDS = np.array(
     [
@@ -583,16 +584,17 @@ def _words(
     frac: np.ndarray,
     n_frac: np.ndarray,
     exp_word: np.ndarray | None,
+    below_one: np.ndarray | None = None,
 ) -> np.ndarray:
     """Text cells ``<sep>[-]<whole>[.<frac>][e<exp>]`` as little-endian
     uint64 words padded with NUL bytes, shape (n, words): ``lead`` holds
     the separator and sign (bytes 0 and 1), ``whole`` (< 10**13) gets
     ``n_whole`` digits, ``frac`` zero padded to ``n_frac`` digits (at most
-    24; no point when 0), ``exp_word`` as it is."""
+    16, or 20 where ``below_one``: whole 0; no point when 0), ``exp_word``
+    as it is."""
     size = whole.size
     big = bool(size) and whole.max() >= 10**5
-    wide = bool(size) and n_frac.max() > 16
-    out = np.empty((size, 3 + big + wide + (exp_word is not None)), np.uint64)
+    out = np.empty((size, 3 + big + (exp_word is not None)), np.uint64)
     dot = (n_frac > 0).astype(np.uint64) * np.uint64(ord(".") << 56)
     # The whole part ends at byte 6 of a word and the point is byte 7.
     if big:
@@ -603,18 +605,26 @@ def _words(
     else:
         digits = _ascii8(whole) >> np.uint64(8)
         out[:, 0] = (digits & _LAST7[n_whole]) | lead | dot
-    i = 1 + big
-    # The fraction left-aligned in 16 digits, or 24 when wide.
+    # The fraction left-aligned in the next two words.
     head = frac * _P_INT[np.clip(16 - n_frac, 0, 16)]
-    if wide:
-        tail = np.zeros_like(frac)
-        long = np.flatnonzero(n_frac > 16)
-        head[long], tail[long] = np.divmod(frac[long], _P_INT[n_frac[long] - 16])
-        tail[long] *= _P_INT[24 - n_frac[long]]
-        out[:, i + 2] = _ascii8(tail) & _FIRST[np.clip(n_frac - 16, 0, 8)]
+    n_rest = n_frac
+    if below_one is not None and below_one.any():
+        # "0." and the first 4 digits of the fraction in the first word.
+        where = np.flatnonzero(below_one)
+        n_small, small = n_frac[where], frac[where]
+        first, rest = np.divmod(small, _P_INT[np.maximum(n_small - 4, 0)])
+        first *= _P_INT[np.maximum(4 - n_small, 0)]
+        chars = _ASCII4[first] & _FIRST[np.minimum(n_small, 4)]
+        out[where, 0] = lead[where] | _ZERO_POINT | (chars << np.uint64(32))
+        if big:
+            out[where, 1] = 0
+        head[where] = rest * _P_INT[np.clip(20 - n_small, 0, 16)]
+        n_rest = n_frac.copy()
+        n_rest[where] = np.maximum(n_small - 4, 0)
+    i = 1 + big
     first, rest = np.divmod(head, 10**8)
-    out[:, i] = _ascii8(first) & _FIRST[np.minimum(n_frac, 8)]
-    out[:, i + 1] = _ascii8(rest) & _FIRST[np.clip(n_frac - 8, 0, 8)]
+    out[:, i] = _ascii8(first) & _FIRST[np.minimum(n_rest, 8)]
+    out[:, i + 1] = _ascii8(rest) & _FIRST[np.clip(n_rest - 8, 0, 8)]
     if exp_word is not None:
         out[:, -1] = exp_word
     return out
@@ -654,7 +664,9 @@ def _general_words(
             n_whole = np.where(integer, count, n_whole)
         else:
             n_whole = np.where(integer, 1, n_whole)
-    return _words(lead, whole, n_whole, frac, point, exp_word)
+    # Stand-ins (for inf, NaN...) too: they are below one, and replaced.
+    below_one = positional & (e < 0) & ~integer
+    return _words(lead, whole, n_whole, frac, point, exp_word, below_one)
 
 
 def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
