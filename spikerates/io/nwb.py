@@ -429,9 +429,12 @@ class MatrixBackend:
         self.data[row : row + values.shape[0]] = values
 
     def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if self.file is None:
             self._create(np.zeros(0))
-        self.file.close()
+        hdf5.close_written(self.file, self.data)
 
 
 def is_nwb(path: str | os.PathLike) -> bool:
