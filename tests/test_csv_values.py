@@ -207,3 +207,27 @@ def test_streamed_text_does_not_depend_on_the_chunks(tmp_path):
     _stream(one, rates, dt=0.001, chunk=1000)
     _stream(many, rates, dt=0.001, chunk=37)
     assert one.read_bytes() == many.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("t_start", "dt", "n"),
+    [
+        (0.0, 0.01, 5000),
+        (-0.5, 0.25, 9),
+        (0.44, 0.001, 3000),
+        (1e6, 0.0025, 2000),
+        (0.0, 1 / 30000, 50),  # no decimal step: repr of each time
+        (3.0, 1e-9, 100),
+        (0.0, 7.0, 20),
+    ],
+)
+def test_grid_time_cells_are_the_grid_texts(t_start, dt, n):
+    from spikerates.io.csv import GridText
+
+    t = t_start + (np.arange(n) + 1) * dt
+    grid = GridText(t_start, dt)
+    cells = grid.cells(t)
+    assert [bytes(c[c != 0]).decode() for c in cells] == grid.format(t)
+    inferred = GridText.from_times(t)
+    cells = inferred.cells(t)
+    assert [bytes(c[c != 0]).decode() for c in cells] == inferred.format(t)

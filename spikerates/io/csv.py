@@ -678,22 +678,22 @@ def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
     a = np.abs(v)
     negative = np.signbit(v)
     integer = (a < 1e13) & (a == np.floor(a))  # zeros too, never NaN
-    general = ~integer & np.isfinite(a) & (a >= np.finfo(np.float64).tiny)
-    fallback = ~(integer | general)
     lead = negative.astype(np.uint64) * np.uint64(ord("-") << 8) | np.uint64(ord(sep))
     if integer.all():
         whole = a.astype(np.int64)
-        # Digits of the whole part: 1 + floor(log10), exact for integers.
-        n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
         if not v.size or whole.max() < 10**4:
             # Counts: one word, "<sep>[-]dddd.0".
+            n_whole = 1 + (whole >= 10) + (whole >= 100) + (whole >= 1000)
             digits = _ascii8(whole) >> np.uint64(16)
             digits &= _LAST7[n_whole] >> np.uint64(8)
             return (digits | lead | _POINT_ZERO).reshape(-1, 1)
+        # Digits of the whole part: 1 + floor(log10), exact for integers.
+        n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
         n_frac = np.ones(v.size, dtype=np.int64)
-        out = _words(lead, whole, n_whole, np.zeros_like(whole), n_frac, None)
-    else:
-        out = _general_words(a, integer, general, fallback, lead)
+        return _words(lead, whole, n_whole, np.zeros_like(whole), n_frac, None)
+    general = ~integer & np.isfinite(a) & (a >= np.finfo(np.float64).tiny)
+    fallback = ~(integer | general)
+    out = _general_words(a, integer, general, fallback, lead)
     cells = out.view(np.uint8)
     for i in np.flatnonzero(fallback).tolist():  # inf, NaN, subnormal, big
         text = repr(float(v[i])).encode("ascii")
@@ -722,12 +722,10 @@ def format_float64(values: np.ndarray) -> np.ndarray:
     return cells.reshape(*np.shape(values), cells.shape[-1])
 
 
-def _float_rows(times: Sequence[str], block: np.ndarray, sep: str) -> Iterator[bytes]:
+def _float_rows(t_cells: np.ndarray, block: np.ndarray, sep: str) -> Iterator[bytes]:
     """Text rows ``<time><sep><value>...`` (each ending with a newline) of a
-    (R, N) float64 block, the times given as text, in pieces of about
-    ``_FAST_VALUES`` values."""
-    t_cells = np.array(times, dtype=bytes)
-    t_cells = t_cells.view(np.uint8).reshape(len(times), t_cells.itemsize)
+    (R, N) float64 block, in pieces of about ``_FAST_VALUES`` values; the
+    times given as ASCII cells (R, W) padded with NUL bytes."""
     n_rows, n_cols = block.shape
     step = max(1, _FAST_VALUES // max(n_cols, 1))
     for r0 in range(0, n_rows, step):
@@ -820,27 +818,57 @@ class GridText:
             tolerance = 4 * eps * (abs(t[0]) + abs(t[-1])) / (t.size - 1)
         return cls(float(t[0] - dt) if t.size else 0.0, dt, dt_tolerance=tolerance)
 
-    def format(self, t: np.ndarray) -> list[str]:
-        """Text of each time in ``t`` (seconds)."""
-        t = np.asarray(t, dtype=np.float64)
-        if not self.usable or not t.size:
-            return [repr(v) for v in t.tolist()]
+    def _scaled(self, t: np.ndarray) -> np.ndarray | None:
+        """Times ``t`` (non-empty) as integers in units of 10**-decimals s,
+        or None when they are not on the grid."""
+        if not self.usable:
+            return None
         steps = np.rint((t - self.t_start) / self.dt)
         # Float noise: a few ulps of the largest time.
         tolerance = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(t)) + self.dt)
         scaled_max = abs(self.start_int) + float(np.max(np.abs(steps))) * self.dt_int
         if scaled_max >= self._LIMIT:
-            return [repr(v) for v in t.tolist()]
+            return None
         values = self.start_int + steps.astype(np.int64) * self.dt_int
-        scale = 10**self.decimals
-        if np.any(np.abs(values / scale - t) > tolerance):
+        if np.any(np.abs(values / 10**self.decimals - t) > tolerance):
+            return None
+        return values
+
+    def format(self, t: np.ndarray) -> list[str]:
+        """Text of each time in ``t`` (seconds)."""
+        t = np.asarray(t, dtype=np.float64)
+        values = self._scaled(t) if t.size else None
+        if values is None:
             return [repr(v) for v in t.tolist()]
+        scale = 10**self.decimals
         out = []
         for v in values.tolist():
             whole, frac = divmod(abs(v), scale)
             digits = str(frac).rjust(self.decimals, "0").rstrip("0") or "0"
             out.append(f"{'-' if v < 0 else ''}{whole}.{digits}")
         return out
+
+    def cells(self, t: np.ndarray) -> np.ndarray:
+        """The texts of :meth:`format` as ASCII bytes padded with NUL bytes,
+        shape (len(t), W), computed vectorised."""
+        t = np.asarray(t, dtype=np.float64).reshape(-1)
+        usable = self.usable and t.size and self.decimals <= 16
+        values = self._scaled(t) if usable else None
+        if values is not None:
+            whole, frac = np.divmod(np.abs(values), 10**self.decimals)
+            if whole.max() < 10**13:
+                # Trailing zeros of the decimals go; one digit stays.
+                n_frac = np.full(t.size, self.decimals, dtype=np.int64)
+                for _ in range(self.decimals - 1):
+                    zero = (frac % 10 == 0) & (n_frac > 1)
+                    frac = np.where(zero, frac // 10, frac)
+                    n_frac -= zero
+                n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
+                lead = (values < 0).astype(np.uint64) * np.uint64(ord("-") << 8)
+                words = _words(lead, whole, n_whole, frac, n_frac, None)
+                return words.view(np.uint8).reshape(t.size, -1)
+        texts = np.array(self.format(t), dtype=bytes)
+        return texts.view(np.uint8).reshape(t.size, texts.itemsize)
 
 
 def write_rows(
@@ -948,12 +976,13 @@ class MatrixBackend:
         block = np.asarray(values).astype(self.dtype, copy=False)
         if block.ndim == 1:
             block = block.reshape(t_chunk.size, -1)
-        times = self.times.format(t_chunk)
         if self.dtype == np.float64 and _FAST_FLOATS:
             # Streamed matrices are the large outputs: the vectorised format.
-            for piece in _float_rows(times, block, self.sep):
+            t_cells = self.times.cells(t_chunk)
+            for piece in _float_rows(t_cells, block, self.sep):
                 self.fh.write(piece)
             return
+        times = self.times.format(t_chunk)
         lines = _block_lines(_plain(block), self.sep)
         if block.shape[1]:
             times = [t + self.sep + line for t, line in zip(times, lines, strict=True)]
