@@ -433,7 +433,11 @@ _ASCII4 = np.array(
     [int.from_bytes(f"{i:04d}".encode(), "little") for i in range(10000)],
     dtype=np.uint64,
 )
-_POINT_ZERO = np.uint64(int.from_bytes(b"\0\0\0\0\0\0.0", "little"))
+# "dddd.0" of 0..9999 in bytes 2 to 7 of a word.
+_COUNT_WORDS = np.array(
+    [int.from_bytes(f"{i}.0".rjust(8, "\0").encode(), "little") for i in range(10000)],
+    dtype=np.uint64,
+)
 _ZERO_POINT = np.uint64(int.from_bytes(b"\0\0" + b"0.", "little"))
 _EXP_MIN = -400
 _EXP_WORDS = np.array(
@@ -683,10 +687,7 @@ def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
         whole = a.astype(np.int64)
         if not v.size or whole.max() < 10**4:
             # Counts: one word, "<sep>[-]dddd.0".
-            n_whole = 1 + (whole >= 10) + (whole >= 100) + (whole >= 1000)
-            digits = _ascii8(whole) >> np.uint64(16)
-            digits &= _LAST7[n_whole] >> np.uint64(8)
-            return (digits | lead | _POINT_ZERO).reshape(-1, 1)
+            return (_COUNT_WORDS[whole] | lead).reshape(-1, 1)
         # Digits of the whole part: 1 + floor(log10), exact for integers.
         n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
         n_frac = np.ones(v.size, dtype=np.int64)
