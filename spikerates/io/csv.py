@@ -393,14 +393,12 @@ def _plain(block: np.ndarray) -> np.ndarray:
     return block
 
 
-def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
+def _block_lines(block: np.ndarray, sep: str) -> list[str]:
     """One text line (without newline) per row of a 2-D block.
 
     float64 values and integers print through ``repr`` of nested lists
-    (formatted in C; the shortest text that reads back exactly), or with
-    ``fast`` float64 values through :func:`format_float64` (17 significant
-    digits, read back exactly, twice as fast); float32 with 9 significant
-    digits (read back as the same float32).
+    (formatted in C; the shortest text that reads back exactly); float32
+    with 9 significant digits (read back as the same float32).
     """
     if block.shape[1] == 0:
         return [""] * block.shape[0]
@@ -409,44 +407,307 @@ def _block_lines(block: np.ndarray, sep: str, fast: bool = False) -> list[str]:
     if block.dtype.kind == "f" and block.dtype.itemsize <= 4:
         row_format = sep.join(["%.9g"] * block.shape[1])
         return [row_format % tuple(row) for row in block.tolist()]
-    if fast and block.dtype.kind == "f" and _FAST_FLOATS:
-        # Small pieces stay in cache through the dozen passes of the format.
-        step = max(1, _FAST_VALUES // block.shape[1])
-        lines: list[str] = []
-        for r0 in range(0, block.shape[0], step):
-            piece = block[r0 : r0 + step].astype(np.float64, copy=False)
-            cells = format_float64(piece)
-            rows, cols, width = cells.shape
-            joined = np.zeros((rows, cols, width + 1), dtype=np.uint8)
-            joined[:, :, :width] = cells
-            joined[:, :-1, width] = ord(sep)
-            joined[:, -1, width] = ord("\n")
-            lines += joined[joined != 0].tobytes().decode("ascii").split("\n")[:-1]
-        return lines
     text = repr(block.tolist())
     return text[2:-2].replace("], [", "\n").replace(", ", sep).split("\n")
 
 
-# Exact 17-digit formatting needs a wider float than float64 to scale values
-# by powers of ten (x86 extended precision: 64-bit mantissa).
+# Exact formatting needs a wider float than float64 to scale values by
+# powers of ten (x86 extended precision: 64-bit mantissa).
 _FAST_FLOATS = np.finfo(np.longdouble).nmant >= 63
-_DIGITS4 = np.array([list(f"{i:04d}".encode()) for i in range(10000)], np.uint8)
-_TRAILING4 = np.array(
-    [
-        4 if i == 0 else len(f"{i:04d}") - len(f"{i:04d}".rstrip("0"))
-        for i in range(10000)
-    ]
-)
+_FAST_VALUES = 32768  # values formatted at a time
 _POW10_MIN = -400
-_FAST_VALUES = 8192  # values formatted at a time
-_CELL = 24  # "-d.dddddddddddddddde-308"
+_POW10 = np.power(
+    np.longdouble(10), np.arange(_POW10_MIN, -_POW10_MIN, dtype=np.longdouble)
+)
+# Exact powers of ten: int64 up to 10**18, float64 up to 1e22.
+_P_INT = 10 ** np.arange(19, dtype=np.int64)
+_P_FLOAT = 10.0 ** np.arange(23)
+_TWO53 = 2**53
+# Masks of a little-endian uint64 word (byte 0 is the first character):
+# its first k bytes; its last k bytes; the k bytes that end at byte 6.
+_FIRST = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
+_LAST = np.array([(1 << 64) - (1 << (8 * (8 - k))) for k in range(9)], dtype=np.uint64)
+_LAST7 = np.array([(1 << 56) - (1 << (8 * (7 - k))) for k in range(8)], dtype=np.uint64)
+# ASCII of 0000..9999 in the first four bytes of a word.
+_ASCII4 = np.array(
+    [int.from_bytes(f"{i:04d}".encode(), "little") for i in range(10000)],
+    dtype=np.uint64,
+)
+# "dddd.0" of 0..9999 in bytes 2 to 7 of a word.
+_COUNT_WORDS = np.array(
+    [int.from_bytes(f"{i}.0".rjust(8, "\0").encode(), "little") for i in range(10000)],
+    dtype=np.uint64,
+)
+_ZERO_POINT = np.uint64(int.from_bytes(b"\0\0" + b"0.", "little"))
+_EXP_MIN = -400
+_EXP_WORDS = np.array(
+    [
+        int.from_bytes(f"e{'-' if e < 0 else '+'}{abs(e):02d}".encode(), "little")
+        for e in range(_EXP_MIN, -_EXP_MIN)
+    ],
+    dtype=np.uint64,
+)
+
+
+def _ascii8(n: np.ndarray) -> np.ndarray:
+    """The 8 digits of each integer ``0 <= n < 10**8`` (zero padded) as the
+    bytes of a little-endian uint64 word."""
+    high = n // 10000
+    return _ASCII4[high] | (_ASCII4[n - high * 10000] << np.uint64(32))
+
+
+def _reads_back(cand: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Whether the decimal ``cand * 10**s`` reads back as the float64 ``x``."""
+    # The product or quotient of two exact floats is correctly rounded, as
+    # reading the decimal is: exact when cand <= 2**53 and |s| <= 22.
+    cf = cand.astype(np.float64)
+    if s.max() < 0:
+        back = cf / _P_FLOAT[np.minimum(-s, 22)]
+    else:
+        back = np.where(
+            s >= 0, cf * _P_FLOAT[s.clip(0, 22)], cf / _P_FLOAT[(-s).clip(0, 22)]
+        )
+    ok = back == x
+    inexact = cand > _TWO53
+    if s.min() < -22 or s.max() > 22:
+        inexact |= (s < -22) | (s > 22)
+    if inexact.any():
+        ok[inexact] = _near(cand[inexact], s[inexact], x[inexact])
+    return ok
+
+
+def _near(cand: np.ndarray, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`_reads_back` in extended precision: inside the rounding
+    interval of ``x`` by a margin far above the rounding error of the test,
+    else decided with Python integers."""
+    with np.errstate(over="ignore"):
+        gap = np.spacing(x) / 2
+    # The largest float: past its upper gap, inf.
+    gap = np.where(np.isfinite(gap), gap, np.spacing(np.nextafter(x, 0)) / 2)
+    power_of_two = (x.view(np.int64) & ((1 << 52) - 1)) == 0
+    error = cand.astype(np.longdouble) * _POW10[s - _POW10_MIN] - x
+    with np.errstate(divide="ignore"):
+        ratio = np.where(error < 0, -error / np.where(power_of_two, gap / 2, gap), 0)
+        ratio = np.where(error < 0, ratio, error / gap)
+    margin = 1 - 2.0**-8
+    inside = ratio < margin
+    for i in np.flatnonzero((ratio >= margin) & (ratio <= 1 / margin)).tolist():
+        c, p = int(cand[i]), int(s[i])
+        try:
+            inside[i] = (float(c * 10**p) if p >= 0 else c / 10**-p) == x[i]
+        except OverflowError:  # past the largest float: reads as inf
+            inside[i] = False
+    return inside
+
+
+def _shortest_digits(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fewest significant digits that read back as ``x``.
+
+    Parameters
+    ----------
+    x : ndarray of float64, shape (n,)
+        Positive, finite, normal numbers.
+
+    Returns
+    -------
+    digits, n_digits, exp10 : ndarray of int64, shape (n,)
+        ``x == float(digits * 10**(exp10 - n_digits + 1))``, ``digits``
+        having ``n_digits`` digits.
+    """
+    e = np.floor(np.log10(x)).astype(np.int64)
+    xl = x.astype(np.longdouble)
+    # 17 digits, scaled in extended precision, read back as x: the product
+    # errs by far less than the half unit that rounding to 17 digits allows.
+    scaled = xl * _POW10[16 - e - _POW10_MIN]
+    full = (scaled + 0.5).astype(np.int64)
+    for wrong, step in ((full >= 10**17, 1), (full < 10**16, -1)):
+        if np.any(wrong):
+            e[wrong] += step
+            scaled[wrong] = xl[wrong] * _POW10[16 - e[wrong] - _POW10_MIN]
+            full[wrong] = (scaled[wrong] + 0.5).astype(np.int64)
+    digits = full.copy()
+    n_digits = np.full(x.size, 17, dtype=np.int64)
+    power_of_two = (x.view(np.int64) & ((1 << 52) - 1)) == 0
+    # Drop one digit more while the rounded digits read back as x.
+    alive = None  # every value, at the first step
+    for k in range(1, 17):
+        full_k, x_k, e_k = (
+            (full, x, e) if alive is None else (full[alive], x[alive], e[alive])
+        )
+        half = 5 * _P_INT[k - 1]
+        cand = (full_k + half) // _P_INT[k]
+        s = e_k + (k - 16)
+        ok = _reads_back(cand, s, x_k)
+        scaled_back = cand * _P_INT[k]
+        # Dropped digits 50..0, rounded up: when x is below them, the digits
+        # rounded down are nearer (and may be the only ones that read back).
+        below = np.flatnonzero(full_k + half == scaled_back)
+        if below.size:
+            where = below if alive is None else alive[below]
+            below = below[scaled[where] < full[where]]
+        if below.size:
+            other = cand[below] - 1
+            fits = _reads_back(other, s[below], x_k[below])
+            cand[below] = np.where(fits, other, cand[below])
+            ok[below] |= fits
+        # A power of two has a gap below half the one above: the digits on
+        # the far side may read back when the nearest do not.
+        lone = np.flatnonzero(
+            ~ok & (power_of_two if alive is None else power_of_two[alive])
+        )
+        if lone.size:
+            other = cand[lone] + np.where(scaled_back[lone] <= full_k[lone], 1, -1)
+            fits = _reads_back(other, s[lone], x_k[lone])
+            cand[lone] = np.where(fits, other, cand[lone])
+            ok[lone] = fits
+        # Trailing zeros of the 17 digits go, whatever the exponent.
+        ok |= scaled_back == full_k
+        where = np.flatnonzero(ok)
+        if not where.size:
+            break
+        alive = where if alive is None else alive[where]
+        cand = cand[where]
+        digits[alive] = cand
+        n_digits[alive] = 17 - k
+        # Rounded up to a power of ten: the single digit 1.
+        up = cand == _P_INT[17 - k]
+        if up.any():
+            top = alive[up]
+            digits[top], n_digits[top] = 1, 1
+            e[top] += 1
+            alive = alive[~up]
+            if not alive.size:
+                break
+    return digits, n_digits, e
+
+
+def _words(
+    lead: np.ndarray,
+    whole: np.ndarray,
+    n_whole: np.ndarray,
+    frac: np.ndarray,
+    n_frac: np.ndarray,
+    exp_word: np.ndarray | None,
+    below_one: np.ndarray | None = None,
+) -> np.ndarray:
+    """Text cells ``<sep>[-]<whole>[.<frac>][e<exp>]`` as little-endian
+    uint64 words padded with NUL bytes, shape (n, words): ``lead`` holds
+    the separator and sign (bytes 0 and 1), ``whole`` (< 10**13) gets
+    ``n_whole`` digits, ``frac`` zero padded to ``n_frac`` digits (at most
+    16, or 20 where ``below_one``: whole 0; no point when 0), ``exp_word``
+    as it is."""
+    size = whole.size
+    big = bool(size) and whole.max() >= 10**5
+    out = np.empty((size, 3 + big + (exp_word is not None)), np.uint64)
+    dot = (n_frac > 0).astype(np.uint64) * np.uint64(ord(".") << 56)
+    # The whole part ends at byte 6 of a word and the point is byte 7.
+    if big:
+        high, low = np.divmod(whole, 10**7)
+        out[:, 0] = lead | (_ascii8(high) & _LAST[np.clip(n_whole - 7, 0, 6)])
+        digits = _ascii8(low) >> np.uint64(8)
+        out[:, 1] = (digits & _LAST7[np.minimum(n_whole, 7)]) | dot
+    else:
+        digits = _ascii8(whole) >> np.uint64(8)
+        out[:, 0] = (digits & _LAST7[n_whole]) | lead | dot
+    # The fraction left-aligned in the next two words.
+    head = frac * _P_INT[np.clip(16 - n_frac, 0, 16)]
+    n_rest = n_frac
+    if below_one is not None and below_one.any():
+        # "0." and the first 4 digits of the fraction in the first word.
+        where = np.flatnonzero(below_one)
+        n_small, small = n_frac[where], frac[where]
+        first, rest = np.divmod(small, _P_INT[np.maximum(n_small - 4, 0)])
+        first *= _P_INT[np.maximum(4 - n_small, 0)]
+        chars = _ASCII4[first] & _FIRST[np.minimum(n_small, 4)]
+        out[where, 0] = lead[where] | _ZERO_POINT | (chars << np.uint64(32))
+        if big:
+            out[where, 1] = 0
+        head[where] = rest * _P_INT[np.clip(20 - n_small, 0, 16)]
+        n_rest = n_frac.copy()
+        n_rest[where] = np.maximum(n_small - 4, 0)
+    i = 1 + big
+    first, rest = np.divmod(head, 10**8)
+    out[:, i] = _ascii8(first) & _FIRST[np.minimum(n_rest, 8)]
+    out[:, i + 1] = _ascii8(rest) & _FIRST[np.clip(n_rest - 8, 0, 8)]
+    if exp_word is not None:
+        out[:, -1] = exp_word
+    return out
+
+
+def _general_words(
+    a: np.ndarray,
+    integer: np.ndarray,
+    general: np.ndarray,
+    fallback: np.ndarray,
+    lead: np.ndarray,
+) -> np.ndarray:
+    """:func:`_words` of the absolute values ``a``: integers as they are,
+    ``general`` values by their shortest digits (``fallback`` is updated
+    with the values they leave to ``repr``)."""
+    # A stand-in with 17 digits keeps the other values out of the digit
+    # search at its first step.
+    x = np.where(general, a, 0.1 + 0.2)
+    digits, n_digits, e = _shortest_digits(x)
+    positional = (e >= -4) & (e < 13)
+    point = np.where(positional, n_digits - 1 - e, n_digits - 1)
+    whole, frac = np.divmod(digits, _P_INT[point.clip(0, 18)])
+    n_whole = np.where(positional, np.maximum(e + 1, 1), 1)
+    exp_word = None
+    if not positional[general].all():
+        index = np.clip(e, _EXP_MIN, -_EXP_MIN - 1) - _EXP_MIN
+        exp_word = np.where(positional | ~general, 0, _EXP_WORDS[index])
+    # From 1e13 to 1e16 repr prints every digit before the point.
+    fallback |= general & (e >= 13) & (e < 16)
+    if integer.any():
+        ints = np.where(integer, a, 0).astype(np.int64)
+        whole = np.where(integer, ints, whole)
+        frac = np.where(integer, 0, frac)
+        point = np.where(integer, 1, point)
+        if ints.max() > 9:
+            count = np.searchsorted(_P_INT, ints, side="right").clip(1)
+            n_whole = np.where(integer, count, n_whole)
+        else:
+            n_whole = np.where(integer, 1, n_whole)
+    # Stand-ins (for inf, NaN...) too: they are below one, and replaced.
+    below_one = positional & (e < 0) & ~integer
+    return _words(lead, whole, n_whole, frac, point, exp_word, below_one)
+
+
+def _float_words(values: np.ndarray, sep: str) -> np.ndarray:
+    """``<sep><text>`` of each float64 value as uint64 words padded with NUL
+    bytes, shape (n, words): the shortest text that reads back as the same
+    value, printed as ``repr`` prints it (positional from 1e-4 to 1e16,
+    else ``1.5e-07``)."""
+    v = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    a = np.abs(v)
+    negative = np.signbit(v)
+    integer = (a < 1e13) & (a == np.floor(a))  # zeros too, never NaN
+    lead = negative.astype(np.uint64) * np.uint64(ord("-") << 8) | np.uint64(ord(sep))
+    if integer.all():
+        whole = a.astype(np.int64)
+        if not v.size or whole.max() < 10**4:
+            # Counts: one word, "<sep>[-]dddd.0".
+            return (_COUNT_WORDS[whole] | lead).reshape(-1, 1)
+        # Digits of the whole part: 1 + floor(log10), exact for integers.
+        n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
+        n_frac = np.ones(v.size, dtype=np.int64)
+        return _words(lead, whole, n_whole, np.zeros_like(whole), n_frac, None)
+    general = ~integer & np.isfinite(a) & (a >= np.finfo(np.float64).tiny)
+    fallback = ~(integer | general)
+    out = _general_words(a, integer, general, fallback, lead)
+    cells = out.view(np.uint8)
+    for i in np.flatnonzero(fallback).tolist():  # inf, NaN, subnormal, big
+        text = repr(float(v[i])).encode("ascii")
+        cells[i, 1:] = 0
+        cells[i, 1 : 1 + len(text)] = np.frombuffer(text, dtype=np.uint8)
+    return out
 
 
 def format_float64(values: np.ndarray) -> np.ndarray:
-    """Text of float64 values, vectorised: 17 significant digits in
-    scientific notation with trailing zeros dropped (``1.25e+01``), which
-    read back as exactly the same float64 values. Zeros, infinities, NaN
-    and subnormal numbers print as ``repr`` (``0.0``, ``inf``, ``nan``).
+    """Text of float64 values, vectorised: the shortest text that reads back
+    as exactly the same float64, as ``repr`` prints it (``12.5``, ``0.1``,
+    ``3.0``, ``1.5e-07``; in rare cases a different last digit or one digit
+    more than ``repr``, never a different value).
 
     Parameters
     ----------
@@ -454,79 +715,29 @@ def format_float64(values: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint8, shape S + (24,)
-        ASCII bytes of each value, padded with NUL bytes.
+    ndarray of uint8, shape S + (W,)
+        ASCII bytes of each value, padded with NUL bytes (anywhere in the
+        cell: drop them to read the text).
     """
-    shape = values.shape
-    v = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
-    a = np.abs(v)
-    normal = np.isfinite(a) & (a >= np.finfo(np.float64).tiny)
-    everywhere = bool(normal.all())
-    x = a if everywhere else a[normal]
-    # 17 digits d = round(x * 10**(16 - e)) with 1e16 <= d < 1e17; the
-    # product in extended precision errs by far less than the half unit
-    # that rounding to 17 digits allows, so d reads back as x.
-    exp10 = np.floor(np.log10(x)).astype(np.int64)
-    digits = _scaled_digits(x, exp10)
-    for wrong, step in ((digits >= 10**17, 1), (digits < 10**16, -1)):
-        if np.any(wrong):
-            exp10[wrong] += step
-            digits[wrong] = _scaled_digits(x[wrong], exp10[wrong])
-    cells = np.zeros((x.size, _CELL), dtype=np.uint8)
-    negative = v < 0 if everywhere else v[normal] < 0
-    cells[:, 0] = negative * ord("-")
-    groups = []
-    for _ in range(4):
-        digits, group = np.divmod(digits, 10000)
-        groups.append(group)
-    cells[:, 1] = digits + ord("0")
-    cells[:, 2] = ord(".")
-    for j, group in enumerate(reversed(groups)):
-        cells[:, 3 + 4 * j : 7 + 4 * j] = _DIGITS4[group]
-    # Trailing zeros of the 16 fraction digits, from those of each group.
-    zeros = np.zeros(x.size, dtype=np.int64)
-    still = np.ones(x.size, dtype=bool)
-    for group in groups:
-        count = _TRAILING4[group]
-        zeros += np.where(still, count, 0)
-        still &= group == 0
-    keep = 16 - zeros
-    cells[:, 3:19][np.arange(16)[None, :] >= keep[:, None]] = 0
-    cells[keep == 0, 2] = 0
-    magnitude = np.abs(exp10)
-    cells[:, 19] = ord("e")
-    cells[:, 20] = np.where(exp10 < 0, ord("-"), ord("+"))
-    cells[:, 21] = np.where(magnitude >= 100, magnitude // 100 + ord("0"), 0)
-    cells[:, 22] = (magnitude // 10) % 10 + ord("0")
-    cells[:, 23] = magnitude % 10 + ord("0")
-    if everywhere:
-        return cells.reshape(*shape, _CELL)
-    out = np.zeros((v.size, _CELL), dtype=np.uint8)
-    out[normal] = cells
-    special = ~normal
-    for text in (b"0.0", b"-0.0", b"inf", b"-inf", b"nan"):
-        value = float(text)
-        same = (
-            np.isnan(v)
-            if text == b"nan"
-            else (v == value) & (np.signbit(v) == np.signbit(value))
-        )
-        out[same, : len(text)] = np.frombuffer(text, dtype=np.uint8)
-        special &= ~same
-    for i in np.flatnonzero(special).tolist():  # subnormal numbers
-        text = repr(float(v[i])).encode("ascii")
-        out[i, : len(text)] = np.frombuffer(text, dtype=np.uint8)
-    return out.reshape(*shape, _CELL)
+    cells = _float_words(values, "\0").view(np.uint8)
+    return cells.reshape(*np.shape(values), cells.shape[-1])
 
 
-def _scaled_digits(x: np.ndarray, exp10: np.ndarray) -> np.ndarray:
-    power = _POW10[16 - exp10 - _POW10_MIN]
-    return np.rint(x.astype(np.longdouble) * power).astype(np.int64)
-
-
-_POW10 = np.power(
-    np.longdouble(10), np.arange(_POW10_MIN, -_POW10_MIN, dtype=np.longdouble)
-)
+def _float_rows(t_cells: np.ndarray, block: np.ndarray, sep: str) -> Iterator[bytes]:
+    """Text rows ``<time><sep><value>...`` (each ending with a newline) of a
+    (R, N) float64 block, in pieces of about ``_FAST_VALUES`` values; the
+    times given as ASCII cells (R, W) padded with NUL bytes."""
+    n_rows, n_cols = block.shape
+    step = max(1, _FAST_VALUES // max(n_cols, 1))
+    for r0 in range(0, n_rows, step):
+        r1 = min(r0 + step, n_rows)
+        cells = _float_words(block[r0:r1], sep).view(np.uint8).reshape(r1 - r0, -1)
+        width = t_cells.shape[1]
+        rows = np.empty((r1 - r0, width + cells.shape[1] + 1), dtype=np.uint8)
+        rows[:, :width] = t_cells[r0:r1]
+        rows[:, width:-1] = cells
+        rows[:, -1] = ord("\n")
+        yield rows.tobytes().translate(None, b"\0")
 
 
 def _decimal_near(value: float, tolerance: float, max_digits: int) -> str | None:
@@ -608,27 +819,57 @@ class GridText:
             tolerance = 4 * eps * (abs(t[0]) + abs(t[-1])) / (t.size - 1)
         return cls(float(t[0] - dt) if t.size else 0.0, dt, dt_tolerance=tolerance)
 
-    def format(self, t: np.ndarray) -> list[str]:
-        """Text of each time in ``t`` (seconds)."""
-        t = np.asarray(t, dtype=np.float64)
-        if not self.usable or not t.size:
-            return [repr(v) for v in t.tolist()]
+    def _scaled(self, t: np.ndarray) -> np.ndarray | None:
+        """Times ``t`` (non-empty) as integers in units of 10**-decimals s,
+        or None when they are not on the grid."""
+        if not self.usable:
+            return None
         steps = np.rint((t - self.t_start) / self.dt)
         # Float noise: a few ulps of the largest time.
         tolerance = 64 * np.finfo(np.float64).eps * float(np.max(np.abs(t)) + self.dt)
         scaled_max = abs(self.start_int) + float(np.max(np.abs(steps))) * self.dt_int
         if scaled_max >= self._LIMIT:
-            return [repr(v) for v in t.tolist()]
+            return None
         values = self.start_int + steps.astype(np.int64) * self.dt_int
-        scale = 10**self.decimals
-        if np.any(np.abs(values / scale - t) > tolerance):
+        if np.any(np.abs(values / 10**self.decimals - t) > tolerance):
+            return None
+        return values
+
+    def format(self, t: np.ndarray) -> list[str]:
+        """Text of each time in ``t`` (seconds)."""
+        t = np.asarray(t, dtype=np.float64)
+        values = self._scaled(t) if t.size else None
+        if values is None:
             return [repr(v) for v in t.tolist()]
+        scale = 10**self.decimals
         out = []
         for v in values.tolist():
             whole, frac = divmod(abs(v), scale)
             digits = str(frac).rjust(self.decimals, "0").rstrip("0") or "0"
             out.append(f"{'-' if v < 0 else ''}{whole}.{digits}")
         return out
+
+    def cells(self, t: np.ndarray) -> np.ndarray:
+        """The texts of :meth:`format` as ASCII bytes padded with NUL bytes,
+        shape (len(t), W), computed vectorised."""
+        t = np.asarray(t, dtype=np.float64).reshape(-1)
+        usable = self.usable and t.size and self.decimals <= 16
+        values = self._scaled(t) if usable else None
+        if values is not None:
+            whole, frac = np.divmod(np.abs(values), 10**self.decimals)
+            if whole.max() < 10**13:
+                # Trailing zeros of the decimals go; one digit stays.
+                n_frac = np.full(t.size, self.decimals, dtype=np.int64)
+                for _ in range(self.decimals - 1):
+                    zero = (frac % 10 == 0) & (n_frac > 1)
+                    frac = np.where(zero, frac // 10, frac)
+                    n_frac -= zero
+                n_whole = np.searchsorted(_P_INT, whole, side="right").clip(1)
+                lead = (values < 0).astype(np.uint64) * np.uint64(ord("-") << 8)
+                words = _words(lead, whole, n_whole, frac, n_frac, None)
+                return words.view(np.uint8).reshape(t.size, -1)
+        texts = np.array(self.format(t), dtype=bytes)
+        return texts.view(np.uint8).reshape(t.size, texts.itemsize)
 
 
 def write_rows(
@@ -637,12 +878,10 @@ def write_rows(
     sep: str,
     *,
     times: GridText | None = None,
-    fast: bool = False,
 ) -> None:
     """Write 1-D or 2-D column blocks side by side, one text row per index.
 
-    With ``times``, the first column holds grid times printed by it;
-    ``fast`` formats float64 blocks with :func:`format_float64`.
+    With ``times``, the first column holds grid times printed by it.
     """
     blocks = [_plain(np.asarray(c)) for c in columns]
     blocks = [b.reshape(-1, 1) if b.ndim == 1 else b for b in blocks]
@@ -654,7 +893,7 @@ def write_rows(
             if i == 0 and times is not None:
                 parts.append(times.format(block[r0:r1, 0]))
             elif block.shape[1]:
-                parts.append(_block_lines(block[r0:r1], sep, fast))
+                parts.append(_block_lines(block[r0:r1], sep))
         if parts:
             fh.write("".join(sep.join(row) + "\n" for row in zip(*parts, strict=True)))
 
@@ -724,8 +963,9 @@ class MatrixBackend:
         dt, t_start = self.attrs.get("dt"), self.attrs.get("t_start")
         if isinstance(dt, int | float) and isinstance(t_start, int | float):
             self.times = GridText(float(t_start), float(dt))
-        self.fh = open(path, "w", encoding="utf-8", newline="\n")
-        self.fh.write(_header_line(["t", *np.asarray(unit_ids).tolist()], sep))
+        self.fh = open(path, "wb")
+        header = _header_line(["t", *np.asarray(unit_ids).tolist()], sep)
+        self.fh.write(header.encode("utf-8"))
 
     def write(self, row: int, t_chunk: np.ndarray, values: np.ndarray) -> None:
         t_chunk = np.asarray(t_chunk, dtype=np.float64)
@@ -734,14 +974,20 @@ class MatrixBackend:
             self.times = GridText.from_times(
                 t_chunk, float(dt) if isinstance(dt, int | float) else None
             )
-        # Streamed matrices are the large outputs: the fast float format.
-        write_rows(
-            self.fh,
-            [t_chunk, values.astype(self.dtype)],
-            self.sep,
-            times=self.times,
-            fast=True,
-        )
+        block = np.asarray(values).astype(self.dtype, copy=False)
+        if block.ndim == 1:
+            block = block.reshape(t_chunk.size, -1)
+        if self.dtype == np.float64 and _FAST_FLOATS:
+            # Streamed matrices are the large outputs: the vectorised format.
+            t_cells = self.times.cells(t_chunk)
+            for piece in _float_rows(t_cells, block, self.sep):
+                self.fh.write(piece)
+            return
+        times = self.times.format(t_chunk)
+        lines = _block_lines(_plain(block), self.sep)
+        if block.shape[1]:
+            times = [t + self.sep + line for t, line in zip(times, lines, strict=True)]
+        self.fh.write("".join(t + "\n" for t in times).encode("ascii"))
 
     def close(self) -> None:
         self.fh.close()
