@@ -30,11 +30,18 @@ __all__ = [
 VECTORISED_KINDS = ISI_INTERP_KINDS
 
 _SPLINE_ORDERS = {"zero": 0, "slinear": 1, "quadratic": 2, "cubic": 3}
+# Kinds evaluated by polynomial pieces (the others by steps or lines).
+_SPLINE_KINDS = ("slinear", "quadratic", "cubic")
+# Padding (in values) of rows of transposed buffers: a row stride that is a
+# power of two makes the transposing copy thrash the cache (measured 5x).
+_STRIDE_PAD = 8
 # Interpolation kinds that take the reference's points with repeated times.
 _ISI_REPEATS_KINDS = ("nearest", "nearest-up", "previous", "next")
-# Values written per piece of the grid: the piece and the work array of
-# the polynomial kinds stay in the cache.
-_PIECE_VALUES = 1 << 17
+# Values written per piece of the grid (a piece's switches are found and
+# placed at once), and per group of blocks within a piece (the formula's
+# passes over a group stay in the cache).
+_PIECE_VALUES = 1 << 20
+_GROUP_VALUES = 1 << 16
 # A spline value below this fraction of the largest B-spline coefficient of
 # its interval is evaluated by de Boor's recursion (see _spline_plan).
 _EXACT_FRACTION = 1e-3
@@ -167,6 +174,7 @@ class IsiRates:
         self._count = n_points
         self._start = np.cumsum(n_points) - n_points
         self._plan: _Plan | None = None
+        self._hold: np.ndarray | None = None
 
     @property
     def points(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -207,6 +215,12 @@ class IsiRates:
                 f"t_chunk [{t_chunk[0]!r}, {t_chunk[-1]!r}] s lies outside the grid "
                 f"[{self.t_first!r}, {self.t_last!r}] s"
             )
+        if self.interp not in _SPLINE_KINDS:
+            piece_rows = max(1, _PIECE_VALUES // self.n_units)
+            for k0 in range(0, n_t, piece_rows):
+                k1 = min(k0 + piece_rows, n_t)
+                self._evaluate_vectorised(t_chunk[k0:k1], out[k0:k1])
+            return out
         plan = self._evaluation_plan()
         piece_rows = max(1, _PIECE_VALUES // self.n_units)
         direct = out.dtype == np.float64 and out.flags.c_contiguous
@@ -219,22 +233,102 @@ class IsiRates:
                 out[k0:k1] = dest
         return out
 
+    def _last_points(self, times: np.ndarray) -> np.ndarray:
+        """Index of each unit's point that holds at each time.
+
+        ``times`` has shape (k,); the result (k, N).  Every unit's first point
+        holds from ``t_first``, so times within the grid always find one.  A
+        binary search for all units at once, in steps of whole arrays.
+        """
+        hold = self._hold_times()
+        lo = np.repeat(self._start[None, :], times.size, axis=0)
+        hi = lo + self._count
+        times = times[:, None]
+        last = hold.size - 1
+        while True:
+            searching = lo < hi
+            if not searching.any():
+                return lo - 1
+            mid = (lo + hi) >> 1
+            after = hold[np.minimum(mid, last)] > times
+            lo = np.where(searching & ~after, mid + 1, lo)
+            hi = np.where(searching & after, mid, hi)
+
+    def _evaluate_vectorised(self, t_chunk: np.ndarray, out: np.ndarray) -> None:
+        n_t, n_units = t_chunk.size, self.n_units
+        # Point j of a unit holds from its hold time until the next point's
+        # (right-continuous; with ``zero`` the last point holds at t_last
+        # only).
+        first, last = self._last_points(t_chunk[[0, -1]])
+        # The points of each unit that hold within the chunk, followed by a
+        # padding segment (see _STRIDE_PAD) whose values are never used.
+        n_seg = last - first + 2
+        seg_end = np.cumsum(n_seg)
+        seg = np.arange(seg_end[-1]) + np.repeat(first - (seg_end - n_seg), n_seg)
+        pad = seg_end - 1
+        seg[pad] = 0
+        x_seg = self._x[seg]
+        y_seg = self._y[seg]
+        starts = _grid_positions(t_chunk, self._hold_times()[seg])
+        starts[pad] = n_t
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[pad] = n_t + _STRIDE_PAD
+        lengths = ends - starts
+        shape = (n_units, n_t + _STRIDE_PAD)
+        if self.interp != "linear":
+            values = np.repeat(y_seg, lengths).reshape(shape)
+        else:
+            # np.interp's formula: slope * (t - x_j) + y_j, the slope towards
+            # the unit's next point (none after its last point).
+            inner = np.ones(seg.size, dtype=bool)
+            inner[pad] = False
+            inner[pad - 1] = seg[pad - 1] != self._start + self._count - 1
+            j = seg[inner]
+            slope = np.zeros(seg.size)
+            slope[inner] = (self._y[j + 1] - self._y[j]) / (self._x[j + 1] - self._x[j])
+            t_padded = np.concatenate([t_chunk, np.zeros(_STRIDE_PAD)])
+            values = np.repeat(x_seg, lengths).reshape(shape)
+            np.subtract(t_padded, values, out=values)
+            values *= np.repeat(slope, lengths).reshape(shape)
+            values += np.repeat(y_seg, lengths).reshape(shape)
+        out[...] = values[:, :n_t].T
+
+    def _hold_times(self) -> np.ndarray:
+        """The time from which each point holds (a point of a step kind
+        holds from the first grid time at or after it)."""
+        if self.interp in ("zero", "linear", "previous"):
+            return self._x
+        if self._hold is None:
+            x = self._x
+            hold = x.copy()
+            later = np.ones(x.size, dtype=bool)
+            later[self._start] = False  # each unit's first holds from t_first
+            if self.interp == "next":
+                # From just above the previous point's time.
+                previous = x[:-1]
+            else:
+                # Halfway points, halved before adding as scipy does: the
+                # later point holds above one (``nearest``) or from it on.
+                half = x / 2.0
+                previous = half[1:] + half[:-1]
+            if self.interp in ("next", "nearest"):
+                previous = np.nextafter(previous, np.inf)
+            hold[1:][later[1:]] = previous[later[1:]]
+            self._hold = hold
+        return self._hold
+
     def _evaluation_plan(self) -> _Plan:
         if self._plan is None:
-            if self.interp in _SPLINE_ORDERS and self.interp != "zero":
-                self._plan = _spline_plan(
-                    self._x,
-                    self._y,
-                    self._start,
-                    self._count,
-                    self.t_first,
-                    self.t_last,
-                    self.interp,
-                )
-            else:
-                self._plan = _switch_plan(
-                    self._x, self._y, self._start, self._count, self.interp
-                )
+            self._plan = _spline_plan(
+                self._x,
+                self._y,
+                self._start,
+                self._count,
+                self.t_first,
+                self.t_last,
+                self.interp,
+            )
         return self._plan
 
 
@@ -315,9 +409,11 @@ class _Plan:
         n_t, n_units = out.shape
         n_switch = rows.size
         # Rows per block: the broadcast costs per block, the cells written
-        # one by one grow with the block (about density * R / 2 per cell).
+        # one by one grow with the block (about density * R / 2 per cell);
+        # measured best at half the square root of 1 / density.
         density = n_switch / (n_t * n_units)
-        block = int(min(n_t, max(1, round(math.sqrt(1.0 / max(density, 1e-9))))))
+        block = round(0.5 * math.sqrt(1.0 / max(density, 1e-9)))
+        block = int(min(n_t, max(1, block)))
         n_blocks = -(-n_t // block)
         first_block = -(-rows // block)  # first block start at or after a switch
         current = np.zeros((n_blocks, n_units), dtype=np.intp)
@@ -330,16 +426,22 @@ class _Plan:
         )
         np.maximum.accumulate(current, axis=0, out=current)
         full = n_t // block
-        if full:
-            rows_full = full * block
-            out3 = out[:rows_full].reshape(full, block, n_units)
+        # Groups of blocks whose values stay in the cache through the
+        # formula's passes.
+        group = max(1, _GROUP_VALUES // (block * n_units))
+        for b0 in range(0, full, group):
+            b1 = min(b0 + group, full)
+            r0, r1 = b0 * block, b1 * block
+            out3 = out[r0:r1].reshape(b1 - b0, block, n_units)
             mask = self.formula(
-                t[:rows_full].reshape(full, block, 1), current[:full, None, :], out3
+                t[r0:r1].reshape(b1 - b0, block, 1), current[b0:b1, None, :], out3
             )
             if mask is not None:
                 cells = np.flatnonzero(mask)
                 rows_, units_ = np.divmod(cells, n_units)
-                self._redo(out3, cells, t[rows_], current[rows_ // block, units_])
+                self._redo(
+                    out3, cells, t[r0 + rows_], current[b0 + rows_ // block, units_]
+                )
         if n_t > full * block:
             tail = out[full * block :]
             mask = self.formula(t[full * block :, None], current[full][None, :], tail)
@@ -400,23 +502,6 @@ class _Plan:
             values.reshape(-1)[cells] = redone
 
 
-def _step_formula(y):
-    def formula(t, g, out):
-        np.copyto(out, y.take(g))
-
-    return formula
-
-
-def _linear_formula(x, slope, y):
-    def formula(t, g, out):
-        # np.interp's arithmetic: slope * (t - x) + y.
-        np.subtract(t, x.take(g), out=out)
-        out *= slope.take(g)
-        out += y.take(g)
-
-    return formula
-
-
 def _horner_formula(breaks, coefs, thresholds):
     """Polynomial pieces by Horner's scheme in the offset from each piece's
     left breakpoint; returns the mask of values below their threshold."""
@@ -462,38 +547,6 @@ def _de_boor_formula(order, knots, coefs, piece_knot, piece_coef):
             out += coefs.take(base + a) * h[a]
 
     return formula
-
-
-def _switch_plan(x, y, start, count, interp) -> _Plan:
-    """Plan of the step kinds and ``linear``: one piece per point."""
-    n_points = x.size
-    first = np.zeros(n_points, dtype=bool)
-    first[start] = True
-    later = ~first  # every point but each unit's first
-    units = np.repeat(np.arange(count.size, dtype=np.int32), count)
-    side = "left"
-    if interp in ("nearest", "nearest-up"):
-        # Halfway points, halved before adding as scipy does; the point
-        # after a halfway point holds above it (``nearest``) or from it on.
-        half = x / 2.0
-        times = (half[1:] + half[:-1])[later[1:]]
-        side = "right" if interp == "nearest" else "left"
-    elif interp == "next":
-        # A point holds from just above the previous point's time.
-        times = x[:-1][later[1:]]
-        side = "right"
-    else:  # zero, previous, linear: from the point's own time on
-        times = x[later]
-    if interp == "linear":
-        slope = np.zeros(n_points)
-        inner = later[1:]  # points followed by one of their unit
-        slope[:-1][inner] = (y[1:] - y[:-1])[inner] / (x[1:] - x[:-1])[inner]
-        formula = _linear_formula(x, slope, y)
-    else:
-        formula = _step_formula(y)
-    return _Plan(
-        times, units[later], np.flatnonzero(later), start.copy(), side, formula
-    )
 
 
 def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:

@@ -20,7 +20,7 @@ from rates_helpers import (
 
 from spikerates.errors import ParameterError
 from spikerates.estimators import rates_isi, spikes2events
-from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions, _switch_plan
+from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +299,8 @@ def test_step_kinds_equal_scipy_interp1d(steps, kind):
     ys = np.arange(xs.size, dtype=np.float64)
     t = xs[0] + 0.125 * np.arange(int((xs[-1] - xs[0]) / 0.125) + 1)
     expected = scipy.interpolate.interp1d(xs, ys, kind=kind, assume_sorted=True)(t)
-    plan = _switch_plan(xs, ys, np.array([0]), np.array([xs.size]), kind)
-    ours = np.empty((t.size, 1))
-    plan.fill(t, ours)
-    np.testing.assert_array_equal(ours[:, 0], expected)
+    # An estimator holding these points as one unit's.
+    estimator = IsiRates([[]], xs[0], xs[-1], interp=kind)
+    estimator._x, estimator._y = xs, ys
+    estimator._start, estimator._count = np.array([0]), np.array([xs.size])
+    np.testing.assert_array_equal(estimator.evaluate(t)[:, 0], expected)

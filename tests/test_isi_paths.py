@@ -1,10 +1,10 @@
-"""ISI rates: both ways of writing the output agree with the reference.
+"""ISI rates on many units, against the reference.
 
-Many units are written in blocks of rows (a broadcast per block, then the
-cells after each switch one by one); few units are written unit by unit.
-Both are checked against the reference on the same data, with units of 0, 1,
-2 and many spikes, spikes on the grid's first and last steps, pieces of the
-grid, and output arrays the estimator cannot write into directly.
+The spline kinds write many units in blocks of rows (a broadcast per block,
+then the cells after each switch one by one) and few units unit by unit;
+both ways are checked, for every kind, with units of 0, 1, 2 and many
+spikes, spikes on the grid's first and last steps, pieces of the grid, and
+output arrays the estimator cannot write into directly.
 """
 
 from __future__ import annotations
