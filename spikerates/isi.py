@@ -556,21 +556,21 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
     builds it), evaluated for all units at once by Horner's scheme on its
     polynomial pieces.  Horner's values differ from scipy's (de Boor's
     recursion) by a few units in the last place of the largest B-spline
-    coefficient ``S`` of the interval (measured below 3e-15 S); where a
+    coefficient ``S`` of the interval (measured below 2e-15 S, see the
+    tests); where a
     value is below ``_EXACT_FRACTION * S`` that difference could exceed
     1e-9 of the value, and de Boor's recursion, in scipy's order of
     operations, gives the value to the last bit.  A unit with too few points
     for the order gets the highest order its points allow; it is evaluated
     by scipy unless its rate is 0 throughout.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
     from scipy import interpolate as sp_interpolate  # deferred: slow
 
     order = _SPLINE_ORDERS[interp]
     # A unit at rate 0: one piece of zero coefficients between t_first and
     # t_last (any knots with non-zero spans would do).
     zero_knots = np.repeat([t_first, t_last], order + 1)
-    knots, coefs, ells, polys, thresholds, per_unit = [], [], [], [], [], []
+    knots, coefs, ells, per_unit, converted = [], [], [], [], []
     for unit, (s, c) in enumerate(zip(start, count, strict=True)):
         k = min(order, int(c) - 1)
         xs, ys = x[s : s + c], y[s : s + c]
@@ -578,14 +578,10 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
             spline = sp_interpolate.make_interp_spline(xs, ys, k=k, check_finite=False)
             unit_knots, unit_coefs = spline.t, spline.c
             ell = np.flatnonzero(unit_knots[1:] > unit_knots[:-1])
-            polys.append(sp_interpolate.PPoly.from_spline(spline).c[:, ell])
-            largest = sliding_window_view(np.abs(unit_coefs), k + 1).max(axis=1)
-            thresholds.append(_EXACT_FRACTION * largest[ell - k])
+            converted.append((unit, spline))
         else:
             unit_knots, unit_coefs = zero_knots, np.zeros(order + 1)
             ell = np.array([order])
-            polys.append(np.zeros((order + 1, 1)))
-            thresholds.append(np.zeros(1))
             if np.any(ys != 0):
                 spline = sp_interpolate.make_interp_spline(
                     xs, ys, k=k, check_finite=False
@@ -606,15 +602,20 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
     first = np.cumsum(n_pieces) - n_pieces
     later = np.ones(ell.size, dtype=bool)
     later[first] = False
-    formula = _horner_formula(
-        breaks,
-        list(np.ascontiguousarray(np.concatenate(polys, axis=1))),
-        np.concatenate(thresholds),
-    )
-    exact = _de_boor_formula(
-        order, knots, np.concatenate(coefs), piece_knot, piece_coef
-    )
-    return _Plan(
+    coefs = np.concatenate(coefs)
+    exact = _de_boor_formula(order, knots, coefs, piece_knot, piece_coef)
+    # The largest B-spline coefficient of each interval.
+    largest = np.abs(coefs[piece_coef])
+    for a in range(1, order + 1):
+        np.maximum(largest, np.abs(coefs[piece_coef + a]), out=largest)
+    # Each piece's polynomial in the offset from its left breakpoint, as
+    # scipy converts the unit's spline.
+    power = np.zeros((order + 1, ell.size))
+    for unit, spline in converted:
+        pieces = slice(first[unit], first[unit] + n_pieces[unit])
+        power[:, pieces] = sp_interpolate.PPoly.from_spline(spline).c[:, ells[unit]]
+    formula = _horner_formula(breaks, list(power), _EXACT_FRACTION * largest)
+    plan = _Plan(
         breaks[later],
         piece_units[later].astype(np.int32),
         np.flatnonzero(later),
@@ -624,6 +625,8 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
         exact,
         per_unit,
     )
+    plan.breaks, plan.largest = breaks, largest  # for inspection
+    return plan
 
 
 def _isi_points(

@@ -126,3 +126,39 @@ def test_small_pieces_of_the_grid(monkeypatch):
     for interp in ("zero", "nearest", "next", "linear", "quadratic"):
         expected = reference.rates_isi(t, spikes[:, 5:], interp=interp)
         assert_matches(rates_isi(t, spikes, interp=interp)[:, 5:], expected)
+
+
+@pytest.mark.parametrize("interp", ["slinear", "quadratic", "cubic"])
+@pytest.mark.parametrize("offset", [0.0, 3e4])
+def test_spline_fast_path_error_is_far_below_the_exact_threshold(interp, offset):
+    # The fast (Horner) values differ from scipy's by a small multiple of
+    # the interval's largest B-spline coefficient S; values below
+    # _EXACT_FRACTION * S are evaluated exactly, so the relative difference
+    # of the others is at most that multiple / _EXACT_FRACTION (1e-10 here).
+    rng = np.random.default_rng(17)
+    n_steps = 6000
+    t = offset + grid(n_steps)
+    rates = np.repeat([0.002, 0.02, 0.2, 0.6], 5)
+    spikes = (rng.random((n_steps, rates.size)) < rates) / DT
+    spikes[1000:1010, :5] = 1 / DT  # bursts of 1 ms intervals after long ones
+    spikes[[0, -1]] = 0
+    estimator = IsiRates(spikes2events(t, spikes.T), t[0], t[-1], interp=interp)
+    plan = estimator._evaluation_plan()
+    ends = np.append(plan.initial[1:], plan.breaks.size)
+    worst = 0.0
+    for unit, (x, y) in enumerate(estimator.points):
+        spline = scipy.interpolate.make_interp_spline(
+            x, y, k=isi._SPLINE_ORDERS[interp]
+        )
+        first, end = plan.initial[unit], ends[unit]
+        pieces = first + np.searchsorted(plan.breaks[first:end], t, side="right") - 1
+        fast = np.empty(t.size)
+        plan.formula(t, pieces, fast)
+        largest = plan.largest[pieces]
+        expected = spline(t)
+        zero = largest == 0  # all coefficients 0: exactly 0 both ways
+        np.testing.assert_array_equal(fast[zero], 0)
+        np.testing.assert_array_equal(expected[zero], 0)
+        difference = np.abs(fast - expected)[~zero] / largest[~zero]
+        worst = max(worst, difference.max())
+    assert worst < 1e-10 * isi._EXACT_FRACTION
