@@ -466,22 +466,6 @@ class _Workspace:
         self.const: dict[str, np.ndarray] = {}
 
 
-class _EngineState:
-    """Refractory state of a population, kept only where it matters.
-
-    Out of its refractory period a neuron's refractory time (<= 0) enters
-    no computation until it spikes again, so only the neurons that spiked
-    recently are tracked: ``index`` holds them (perhaps one twice, for a
-    step) and ``time_left`` their refractory time left, in seconds.
-    """
-
-    __slots__ = ("index", "time_left")
-
-    def __init__(self) -> None:
-        self.index = np.zeros(0, dtype=np.intp)
-        self.time_left = np.zeros(0)
-
-
 class LIF(LIFRate):
     """Spiking leaky integrate-and-fire neuron with exact spike times.
 
@@ -725,7 +709,7 @@ class LIF(LIFRate):
                     j_above = current[idx]
                     subtract(j_above, c_one, j_above)
                 else:
-                    j_above = above[i, idx]
+                    j_above = above[i][idx]  # a row first: half the cost
                 divide(t_spike, j_above, t_spike)
                 log1p(t_spike, t_spike)
                 multiply(t_spike, c_tau_rc, t_spike)
@@ -734,98 +718,6 @@ class LIF(LIFRate):
                 add(t_spike, c_tau_ref, t_spike)
                 refractory_time[idx] = t_spike
                 voltage[idx] = 0.0
-
-    def make_engine_state(self) -> _EngineState:
-        """Refractory state for :meth:`engine_rows` (no neuron refractory)."""
-        return _EngineState()
-
-    def engine_rows(
-        self,
-        dt: float,
-        J: np.ndarray,
-        output: np.ndarray,
-        voltage: np.ndarray,
-        state: _EngineState,
-        work: _Workspace,
-    ) -> None:
-        """The simulation engine's steps: :meth:`step_rows` into zeros.
-
-        The same arithmetic and spikes as :meth:`step_rows` with
-        ``output_is_zero``, for a refractory state kept in ``state`` (from
-        :meth:`make_engine_state`) rather than as one time per neuron; under
-        the same error state. ``J`` is (B, n) float64, ``output`` (B, n)
-        zeros, ``voltage`` (n,) float64.
-        """
-        above = None
-        if self._uses_above:
-            if work.rows.shape[0] < J.shape[0] or work.rows.dtype != J.dtype:
-                work.rows = np.empty(J.shape, dtype=J.dtype)
-            above = np.subtract(
-                J, np.asarray(1.0, dtype=J.dtype), out=work.rows[: J.shape[0]]
-            )
-        rows, index = self._engine_steps(dt, J, above, voltage, state, work)
-        if rows:
-            sizes = [i.size for i in index]
-            output[np.repeat(rows, sizes), np.concatenate(index)] = self.amplitude / dt
-
-    def _engine_steps(self, dt, J, above, voltage, state, work):
-        """The engine's step loop; returns the rows and indices of spikes."""
-        c = self._constants(dt, work)
-        tmp, spiked = work.b, work.spiked
-        subtract, multiply, divide, add = np.subtract, np.multiply, np.divide, np.add
-        greater, maximum, expm1, log1p = np.greater, np.maximum, np.expm1, np.log1p
-        concatenate = np.concatenate
-        c_dt, c_zero, c_one = c["dt"], c["zero"], c["one"]
-        c_factor, c_minus_tau_rc = c["factor"], c["minus_tau_rc"]
-        c_tau_rc, c_tau_ref, c_min_voltage = c["tau_rc"], c["tau_ref"], c["min_voltage"]
-        floor = self.min_voltage > -math.inf
-        index, time_left = state.index, state.time_left
-        spike_rows, spike_index = [], []
-
-        for i in range(J.shape[0]):
-            current = J[i]
-            # v <- v - (J - v) * expm1(-delta_t / tau_rc), exact for J held
-            # over the step (as LIF._steps); every neuron out of its
-            # refractory period shares the whole step's factor
-            subtract(current, voltage, tmp)
-            if index.size:
-                subtract(time_left, c_dt, time_left)
-                still = greater(time_left, c_zero)
-                index, time_left = index[still], time_left[still]
-            if index.size:
-                partial = tmp[index]
-                delta_t = subtract(c_dt, time_left)
-                maximum(delta_t, c_zero, out=delta_t)
-                divide(delta_t, c_minus_tau_rc, delta_t)
-                expm1(delta_t, delta_t)
-                multiply(partial, delta_t, partial)
-                multiply(tmp, c_factor, tmp)
-                tmp[index] = partial
-            else:
-                multiply(tmp, c_factor, tmp)
-            subtract(voltage, tmp, voltage)
-
-            greater(voltage, c_one, spiked)
-            if floor:
-                maximum(voltage, c_min_voltage, out=voltage)
-            idx = spiked.nonzero()[0]
-            if idx.size:
-                spike_rows.append(i)
-                spike_index.append(idx)
-                # t_s = dt + tau_rc * log1p(-(v - 1) / (J - 1)), then the
-                # refractory period from the spike time
-                t_spike = voltage[idx]
-                subtract(c_one, t_spike, t_spike)
-                divide(t_spike, above[i, idx], t_spike)
-                log1p(t_spike, t_spike)
-                multiply(t_spike, c_tau_rc, t_spike)
-                add(t_spike, c_dt, t_spike)
-                add(t_spike, c_tau_ref, t_spike)
-                voltage[idx] = 0.0
-                index = concatenate((index, idx))
-                time_left = concatenate((time_left, t_spike))
-        state.index, state.time_left = index, time_left
-        return spike_rows, spike_index
 
 
 class FastLIF(LIF):
@@ -914,60 +806,6 @@ class FastLIF(LIF):
                 add(t_spike, c_tau_ref_f64, t_spike)
                 refractory_time[idx] = t_spike
                 voltage[idx] = 0.0
-
-    def _engine_steps(self, dt, J, above, voltage, state, work):
-        """The engine's step loop (``above`` is unused), as FastLIF._steps."""
-        c = self._constants(dt, work)
-        dv, spiked = work.a, work.spiked
-        subtract, multiply, divide, add = np.subtract, np.multiply, np.divide, np.add
-        greater, maximum, minimum = np.greater, np.maximum, np.minimum
-        concatenate = np.concatenate
-        c_dt, c_zero, c_one = c["dt"], c["zero"], c["one"]
-        c_min_voltage = c["min_voltage"]
-        c_minus_factor, c_dt_f64, c_tau_ref_f64 = (
-            c["minus_factor_f64"],
-            c["dt_f64"],
-            c["tau_ref_f64"],
-        )
-        floor = self.min_voltage > -math.inf
-        index, time_left = state.index, state.time_left
-        spike_rows, spike_index = [], []
-
-        for i in range(J.shape[0]):
-            current = J[i]
-            subtract(current, voltage, dv)
-            multiply(dv, c_minus_factor, dv)
-            add(voltage, dv, voltage)
-            if floor:
-                maximum(voltage, c_min_voltage, out=voltage)
-            if index.size:
-                subtract(time_left, c_dt, time_left)
-                still = greater(time_left, c_zero)
-                index, time_left = index[still], time_left[still]
-            if index.size:
-                # the fraction of the step out of the refractory period
-                scale = divide(time_left, c_dt)
-                subtract(c_one, scale, scale)
-                maximum(scale, c_zero, out=scale)
-                minimum(scale, c_one, out=scale)
-                voltage[index] *= scale
-
-            greater(voltage, c_one, spiked)
-            idx = spiked.nonzero()[0]
-            if idx.size:
-                spike_rows.append(i)
-                spike_index.append(idx)
-                t_spike = voltage[idx]
-                subtract(t_spike, c_one, t_spike)
-                t_spike = t_spike / dv[idx]
-                subtract(c_one, t_spike, t_spike)
-                multiply(t_spike, c_dt_f64, t_spike)
-                add(t_spike, c_tau_ref_f64, t_spike)
-                voltage[idx] = 0.0
-                index = concatenate((index, idx))
-                time_left = concatenate((time_left, t_spike))
-        state.index, state.time_left = index, time_left
-        return spike_rows, spike_index
 
 
 # ---------------------------------------------------------------------------

@@ -173,7 +173,7 @@ def _run(
     """
     n_neurons = scaled_gain.size
     n_steps = x.size
-    state = neuron_type.make_engine_state()
+    refractory_time = np.zeros(n_neurons)
     work = neuron_type.make_workspace((n_neurons,))
     block = max(1, min(chunk_steps, _J_BLOCK_BYTES // (8 * n_neurons)))
     current = np.empty((block, n_neurons))
@@ -190,8 +190,14 @@ def _run(
                 J = current[: b1 - b0]
                 np.multiply(x[b0:b1, np.newaxis], scaled_gain, out=J)
                 J += bias
-                neuron_type.engine_rows(
-                    dt, J, spikes[b0 - k0 : b1 - k0], voltage, state, work
+                neuron_type.step_rows(
+                    dt,
+                    J,
+                    spikes[b0 - k0 : b1 - k0],
+                    voltage,
+                    refractory_time,
+                    work,
+                    output_is_zero=True,
                 )
         yield dt * np.arange(k0 + 1, k1 + 1), spikes
 
