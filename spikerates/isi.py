@@ -79,7 +79,17 @@ class IsiRates:
 
     The estimator keeps two float64 values per spike (a time and a rate) and
     a few integers per unit; building it takes a few more arrays of one value
-    per spike.
+    per spike.  Evaluating keeps, from the first call on, one more value per
+    point for ``nearest``, ``nearest-up`` and ``next`` (the time from which
+    each point holds), and for the spline kinds each unit's spline and its
+    polynomial pieces (about ten values per point for ``cubic``).
+
+    Every kind is evaluated for all units at once, piece by piece of the
+    grid: the step kinds and ``linear`` by repeating each point's value (or
+    line) over the grid times it holds; the splines by Horner's scheme on
+    their polynomial pieces, broadcast over blocks of rows, with the values
+    near zero evaluated again by de Boor's recursion in scipy's order of
+    operations (see ``_spline_plan``).
 
     Parameters
     ----------
@@ -92,9 +102,7 @@ class IsiRates:
         Place each ``1 / ISI`` point at the middle of its interval.
     interp : str, optional
         One of :data:`ISI_INTERP_KINDS` (``scipy.interpolate.interp1d`` kinds;
-        default ``"zero"``, a step held from each point).  ``zero`` and
-        ``linear`` are computed for all units at once; the others call scipy
-        per unit.
+        default ``"zero"``, a step held from each point).
     """
 
     def __init__(
@@ -614,7 +622,8 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
     for unit, spline in converted:
         pieces = slice(first[unit], first[unit] + n_pieces[unit])
         power[:, pieces] = sp_interpolate.PPoly.from_spline(spline).c[:, ells[unit]]
-    formula = _horner_formula(breaks, list(power), _EXACT_FRACTION * largest)
+    largest *= _EXACT_FRACTION
+    formula = _horner_formula(breaks, list(power), largest)
     plan = _Plan(
         breaks[later],
         piece_units[later].astype(np.int32),
@@ -625,7 +634,7 @@ def _spline_plan(x, y, start, count, t_first, t_last, interp) -> _Plan:
         exact,
         per_unit,
     )
-    plan.breaks, plan.largest = breaks, largest  # for inspection
+    plan.breaks, plan.thresholds = breaks, largest  # for inspection
     return plan
 
 

@@ -154,7 +154,7 @@ def test_spline_fast_path_error_is_far_below_the_exact_threshold(interp, offset)
         pieces = first + np.searchsorted(plan.breaks[first:end], t, side="right") - 1
         fast = np.empty(t.size)
         plan.formula(t, pieces, fast)
-        largest = plan.largest[pieces]
+        largest = plan.thresholds[pieces] / isi._EXACT_FRACTION
         expected = spline(t)
         zero = largest == 0  # all coefficients 0: exactly 0 both ways
         np.testing.assert_array_equal(fast[zero], 0)
