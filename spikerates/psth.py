@@ -37,7 +37,7 @@ from spikerates.errors import ParameterError
 from spikerates.names import KERNEL_KINDS
 from spikerates.spiketrains import SpikeTrains, bin_index
 
-__all__ = ["PSTH", "compute_psth", "trial_windows_valid"]
+__all__ = ["PSTH", "compute_psth", "read_psth", "trial_windows_valid"]
 
 # Bootstrap means computed at once: about 2**22 values (32 MB) per block.
 _BOOT_BLOCK = 1 << 22
@@ -475,3 +475,111 @@ def _unit_trial_rates(
     grid = (np.arange(n_steps + 2 * margin) + 1) * dt
     rates = rates_kernel(grid, counts.T / dt, kind=kind, tau=tau)
     return np.ascontiguousarray(rates[margin : margin + n_steps].T)
+
+
+#: Parameters of a PSTH kept in its output's attributes.
+_PARAMETERS = (
+    "window_low",
+    "window_high",
+    "dt",
+    "kind",
+    "ci",
+    "n_bootstrap",
+    "seed",
+    "tau_choice",
+)
+
+#: Arrays of every PSTH output.
+_ARRAYS = (
+    "t",
+    "unit_ids",
+    "groups",
+    "mean",
+    "sem",
+    "ci_low",
+    "ci_high",
+    "n_trials",
+    "n_dropped",
+    "event_times",
+    "event_groups",
+)
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind in "SO":
+        return np.array(
+            [v.decode() if isinstance(v, bytes) else str(v) for v in values.ravel()]
+        ).reshape(values.shape)
+    return values
+
+
+def read_psth(path: str) -> PSTH:
+    """Read a PSTH written by ``spikerates psth`` (NPZ, HDF5 or NWB).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    PSTH
+        ``trials`` is None when the file has no per-trial rates; in an NWB
+        file they are the TimeSeries ``/processing/spikerates/trials``
+        (time, trial, unit), returned as (trial, time, unit).
+
+    Raises
+    ------
+    SpikeDataError
+        When the file lacks one of the PSTH's arrays.
+    """
+    import json
+
+    from spikerates.errors import SpikeDataError
+
+    arrays: dict[str, np.ndarray] = {}
+    attrs: dict[str, Any] = {}
+    with open(path, "rb") as fh:
+        is_hdf5 = fh.read(8).startswith(b"\x89HDF")
+    if is_hdf5:
+        import h5py  # deferred: slow to import
+
+        with h5py.File(path, "r") as f:
+            for key in (*_ARRAYS, "tau", "trials"):
+                if isinstance(f.get(key), h5py.Dataset):
+                    arrays[key] = f[key][()]
+            series = f.get("processing/spikerates/trials/data")
+            if "trials" not in arrays and isinstance(series, h5py.Dataset):
+                arrays["trials"] = np.moveaxis(series[()], 1, 0)
+            attrs = {k: f.attrs[k] for k in _PARAMETERS if k in f.attrs}
+    else:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in (*_ARRAYS, "tau", "trials") if k in z.files}
+            if "attrs" in z.files:
+                stored = json.loads(str(z["attrs"]))
+                attrs = {k: stored[k] for k in _PARAMETERS if k in stored}
+    missing = [k for k in _ARRAYS if k not in arrays]
+    if missing:
+        raise SpikeDataError(
+            f"is not a PSTH output: no {', '.join(missing)}", path=path
+        )
+    for key in ("groups", "event_groups"):
+        arrays[key] = _text(arrays[key])
+    plain = {
+        k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()
+    }
+    return PSTH(
+        t=arrays["t"],
+        unit_ids=arrays["unit_ids"],
+        groups=arrays["groups"],
+        mean=arrays["mean"],
+        sem=arrays["sem"],
+        ci_low=arrays["ci_low"],
+        ci_high=arrays["ci_high"],
+        n_trials=arrays["n_trials"],
+        n_dropped=arrays["n_dropped"],
+        tau=arrays.get("tau"),
+        trials=arrays.get("trials"),
+        event_times=arrays["event_times"],
+        event_groups=arrays["event_groups"],
+        attrs=plain,
+    )

@@ -512,9 +512,11 @@ def make_population(
 
 
 def _ends(spec: float | tuple[float, float], drawn: np.ndarray) -> np.ndarray:
-    """The two ends of a validated ``(low, high)`` pair, or the constant."""
+    """The ends of a validated ``(low, high)`` pair (``high`` itself is never
+    drawn, so the value just below it), or the constant."""
     if isinstance(spec, (tuple, list, np.ndarray)):
-        return np.asarray([float(v) for v in spec])
+        low, high = (float(v) for v in spec)
+        return np.asarray([low, max(low, np.nextafter(high, -np.inf))])
     return drawn[:1]
 
 

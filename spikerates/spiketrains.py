@@ -1465,6 +1465,14 @@ def ragged_to_trains(
             path=source,
             dataset=idx_name,
         )
+    if index.dtype.kind == "u" and index.size and int(index.max()) > flat.size:
+        # Before the cast to int64, which would wrap the largest values.
+        bad = int(index[index > flat.size][0])
+        raise SpikeDataError(
+            f"offset {bad} is out of range for {flat.size} spike times",
+            path=source,
+            dataset=idx_name,
+        )
     ends = index.astype(np.int64)
     if ends.size and (ends.min() < 0 or ends.max() > flat.size):
         bad = ends[(ends < 0) | (ends > flat.size)][0]

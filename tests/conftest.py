@@ -19,8 +19,13 @@ except ImportError:  # pragma: no cover - hypothesis is a test dependency
 else:
     # The same examples on every run, so the suite's verdict does not depend
     # on the draw; ``--hypothesis-profile=explore`` draws new ones.
-    settings.register_profile("default", derandomize=True, database=None)
-    settings.register_profile("explore", derandomize=False)
+    from hypothesis import HealthCheck
+
+    # No deadline and no speed health check: a loaded machine must not turn
+    # a slow example into a failure.
+    _steady = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("default", derandomize=True, database=None, **_steady)
+    settings.register_profile("explore", derandomize=False, **_steady)
     settings.load_profile("default")
 
 

@@ -465,6 +465,12 @@ def _analysis_examples(command: list[str], rest: list[str]) -> dict:
         "--label": _ex([*command, "{phy}", *rest], ["--label", "good"]),
         "--t-start": _ex(base, ["--t-start", "0.12"]),
         "--t-stop": _ex(base, ["--t-stop", "0.45"]),
+        # Refusing external data is tested in test_hostile.py.
+        "--allow-external-data": _ex(base, ["--allow-external-data"], "same"),
+        "--id-column": _ex([*command, "{nwb}", *rest], ["--id-column", "quality"]),
+        "--segment": _ex(
+            [*command, "{segments}", *rest, "--segment", "0"], ["--segment", "1"]
+        ),
     }
 
 

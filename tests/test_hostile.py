@@ -327,6 +327,37 @@ def test_external_data_is_refused_by_default(work: Path, case: str) -> None:
     assert_refused(run, "--allow-external-data", outputs=("leak.npz",))
 
 
+ANALYSES = {
+    "info": ["info"],
+    "metrics": ["metrics"],
+    "psth": ["psth", "--events", "events.csv", "--window", "-0.1:0.1", "--dt", "0.01"],
+}
+
+
+@pytest.mark.parametrize("command", ANALYSES)
+@pytest.mark.parametrize("case", EXTERNAL)
+def test_analyses_refuse_external_data_by_default(
+    work: Path, case: str, command: str
+) -> None:
+    name = EXTERNAL[case](work)
+    (work / "events.csv").write_text("time\n0.15\n")
+    args = ANALYSES[command]
+    run = run_cli([args[0], name, *args[1:], "-o", "out.csv"], work)
+    assert_refused(run, "--allow-external-data", outputs=("out.csv",))
+
+
+@pytest.mark.parametrize("command", ANALYSES)
+def test_analyses_read_external_data_with_the_flag(work: Path, command: str) -> None:
+    name = _external_link(work)
+    (work / "events.csv").write_text("time\n0.15\n")
+    args = ANALYSES[command]
+    run = run_cli(
+        [args[0], name, *args[1:], "--allow-external-data", "-o", "out.csv"], work
+    )
+    assert run.returncode == 0, run.stderr
+    assert (work / "out.csv").stat().st_size > 0
+
+
 @pytest.mark.parametrize("case", EXTERNAL)
 def test_external_data_is_refused_by_the_library(work: Path, case: str) -> None:
     from spikerates import io

@@ -611,3 +611,12 @@ def test_exclude_intervals_removes_invalid_times_from_observation():
     assert valid.obs_intervals[0].tolist() == [[0.0, 0.3], [0.5, 1.0]]
     assert valid.obs_intervals[1].tolist() == [[0.0, 0.3], [0.5, 0.6]]
     assert trains.exclude_intervals([]).spike_times[0].size == 5
+
+
+def test_ragged_index_of_the_largest_uint64_is_named_as_it_is():
+    from spikerates.errors import SpikeDataError
+    from spikerates.spiketrains import ragged_to_trains
+
+    index = np.array([2, 2**64 - 1], dtype=np.uint64)
+    with pytest.raises(SpikeDataError, match="offset 18446744073709551615 is out"):
+        ragged_to_trains(np.arange(5.0), index)

@@ -148,7 +148,30 @@ def main() -> None:
     of standard output went away.
     """
     ensure_streams()
-    cli.main(prog_name="spikerates")
+    try:
+        cli.main(prog_name="spikerates")
+    except SystemExit as stop:
+        _exit_past_libhdf5(stop)
+        raise
+
+
+def _exit_past_libhdf5(stop: SystemExit) -> None:
+    """End the process at once when libhdf5 failed to close a file it was
+    writing (a disk that filled up during the run): its own cleanup at exit
+    would crash. The error has been reported and the output removed."""
+    import os
+    import sys
+
+    hdf5 = sys.modules.get("spikerates.io.hdf5")
+    if hdf5 is None or not getattr(hdf5, "close_failed", False):
+        return
+    code = stop.code if isinstance(stop.code, int) else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(code or 1)
 
 
 __all__ = ["cli", "main"]

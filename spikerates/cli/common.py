@@ -29,6 +29,7 @@ from spikerates.cli.options import (
     neuron_options,
     output_options,
     plot_option,
+    source_options,
     spike_input_options,
     stack_options,
 )
@@ -196,6 +197,8 @@ def staged_outputs(*targets: str | None) -> Iterator[list[str | None]]:
     replaced. A read-only target, a missing folder or a folder without
     write permission is refused before any work.
     """
+    from spikerates.errors import SpikeDataError
+
     staged: list[tuple[str, str]] = []
     paths: list[str | None] = []
     try:
@@ -207,7 +210,15 @@ def staged_outputs(*targets: str | None) -> Iterator[list[str | None]]:
             path = _stage(real)
             staged.append((path, real))
             paths.append(path)
-        yield paths
+        try:
+            yield paths
+        except SpikeDataError as exc:
+            # An error about a staged file is about the output it stands for.
+            real_of = dict(staged)
+            if exc.path in real_of:
+                exc.path = real_of[exc.path]
+                exc.args = (exc._format(),)
+            raise
         for path, real in staged:
             _commit(path, real)
     finally:
@@ -512,7 +523,17 @@ def table_output_options(default_to_help: str) -> Any:
 
 def analysis_input_options(f: Any) -> Any:
     """Reading options of the analysis commands (no grid: they read spike
-    times only)."""
+    times only). With ``--allow-external-data`` the whole command follows
+    HDF5 external data (the spikes and any table it reads)."""
+    import functools
+
+    @functools.wraps(f)
+    def command(*args: Any, **options: Any) -> Any:
+        from spikerates.io.safety import allow_external_data
+
+        with allow_external_data(bool(options.get("allow_external_data"))):
+            return f(*args, **options)
+
     return stack_options(
         [
             click.option(
@@ -563,8 +584,9 @@ def analysis_input_options(f: Any) -> Any:
                 help="Dense input values: spike counts per bin, or amplitude "
                 "1/dt per spike.",
             ),
+            *source_options(),
         ]
-    )(f)
+    )(command)
 
 
 def read_analysis_input(path: str, options: dict[str, Any]):
@@ -578,15 +600,8 @@ def read_analysis_input(path: str, options: dict[str, Any]):
     from spikerates.spiketrains import DenseSpikes, dense_to_events
 
     check_window(options)
-    read = ReadOptions(
-        from_format=options["from_format"],
-        dataset=options["dataset"],
-        values=options["values"],
-        units=options["units"],
-        labels=tuple(options["labels"]),
-        t_start=options["t_start"],
-        t_stop=options["t_stop"],
-    )
+    # No grid here (psth's --dt is its own bin width, not a reading option).
+    read = ReadOptions.from_options({**options, "dt": None})
     data = read_source(path, read, lazy=True)
     if isinstance(data, DenseSpikes):
         dense = data

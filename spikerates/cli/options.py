@@ -390,6 +390,33 @@ def batch_options() -> list[FC]:
     ]
 
 
+def source_options() -> list[FC]:
+    """``--id-column``, ``--segment`` and ``--allow-external-data``: how the
+    units of a file are named and found, for every command reading spikes."""
+    return [
+        click.option(
+            "--id-column",
+            default=None,
+            metavar="COL",
+            help="Column of the units table naming the units. Default: "
+            "unit_name or _name when present and unique, else the row id.",
+        ),
+        click.option(
+            "--segment",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Segment of a multi-segment SpikeInterface sorting.",
+        ),
+        click.option(
+            "--allow-external-data",
+            is_flag=True,
+            help="Follow HDF5 external links, external storage and virtual "
+            "datasets, which read other files than INPUT (refused by default).",
+        ),
+    ]
+
+
 def spike_input_options(*, chunking: bool) -> FC:
     """Options shared by the commands that read spikes."""
     options = [
@@ -448,20 +475,7 @@ def spike_input_options(*, chunking: bool) -> FC:
             metavar="PATH",
             help="HDF5 path of the spikes when the file holds several.",
         ),
-        click.option(
-            "--id-column",
-            default=None,
-            metavar="COL",
-            help="Column of the units table naming the units. Default: "
-            "unit_name or _name when present and unique, else the row id.",
-        ),
-        click.option(
-            "--segment",
-            type=click.IntRange(min=0),
-            default=None,
-            metavar="N",
-            help="Segment of a multi-segment SpikeInterface sorting.",
-        ),
+        *source_options()[:2],
         click.option(
             "--values",
             type=click.Choice(VALUE_MODES),
@@ -470,12 +484,7 @@ def spike_input_options(*, chunking: bool) -> FC:
             help="Dense input values: spike counts per bin, or amplitude 1/dt "
             "per spike; auto tells them apart.",
         ),
-        click.option(
-            "--allow-external-data",
-            is_flag=True,
-            help="Follow HDF5 external links, external storage and virtual "
-            "datasets, which read other files than INPUT (refused by default).",
-        ),
+        source_options()[2],
         *batch_options(),
         plot_option("With several inputs, FIG's name gets '-<input stem>' appended."),
     ]

@@ -20,7 +20,7 @@ from spikerates.cli.common import (
 from spikerates.names import KERNEL_KINDS
 
 #: Output formats of a PSTH.
-PSTH_FORMATS = ("npz", "hdf5", "h5", "csv", "tsv")
+PSTH_FORMATS = ("npz", "hdf5", "h5", "nwb", "csv", "tsv")
 
 
 class WindowType(click.ParamType):
@@ -53,6 +53,9 @@ Outputs (per group G, grid time M, unit N):
             (G, M, N) in Hz, n_trials and n_dropped (G, N), event_times and
             event_groups (K,), tau (N,) for kernels; with --trials also
             trials (K, M, N), NaN where a trial was left out.
+  NWB       the same arrays at the file's root; with --trials, the trials as
+            a TimeSeries /processing/spikerates/trials, data (M, K, N), with
+            its units in trials_units and events in trials_events.
   CSV/TSV   one row per group, unit and time: group, unit, t, mean, sem,
             ci_low, ci_high, n_trials.
 
@@ -145,7 +148,7 @@ Examples:
     "--trials",
     "keep_trials",
     is_flag=True,
-    help="Also write the per-trial rates (NPZ/HDF5).",
+    help="Also write the per-trial rates (NPZ/HDF5/NWB).",
 )
 @click.option(
     "-o",
@@ -189,7 +192,7 @@ def psth(input_path: str, events_spec: str, **options: Any) -> None:
         raise click.UsageError("--pool goes with --tau auto")
     fmt = _output_format(options["output"], options["to_format"])
     if options["keep_trials"] and fmt in ("csv", "tsv"):
-        raise click.UsageError("--trials needs an NPZ or HDF5 output")
+        raise click.UsageError("--trials needs an NPZ, HDF5 or NWB output")
     times, groups, n_events = _events(input_path, events_spec, options)
     trains = read_analysis_input(input_path, options)
     with option_errors():
@@ -243,13 +246,14 @@ def _output_format(output: str, to_format: str | None) -> str:
         ".npz": "npz",
         ".h5": "hdf5",
         ".hdf5": "hdf5",
+        ".nwb": "nwb",
         ".csv": "csv",
         ".tsv": "tsv",
     }
     if ext not in known:
         raise click.BadParameter(
             f"{output!r}: cannot tell the format from the extension; use .npz, .h5, "
-            ".csv or .tsv, or give --to",
+            ".nwb, .csv or .tsv, or give --to",
             param_hint="'-o'",
         )
     return known[ext]
@@ -322,7 +326,7 @@ def _write(output: str, fmt: str, result: Any, input_path: str, events: str) -> 
         "source": input_path,
         "events": events,
     }
-    if fmt in ("npz", "hdf5"):
+    if fmt in ("npz", "hdf5", "nwb"):
         arrays = {
             "t": result.t,
             "unit_ids": result.unit_ids,
@@ -338,6 +342,9 @@ def _write(output: str, fmt: str, result: Any, input_path: str, events: str) -> 
         }
         if result.tau is not None:
             arrays["tau"] = result.tau
+        if fmt == "nwb" and result.trials is not None:
+            _write_nwb_trials(output, result, arrays, attrs)
+            return
         if result.trials is not None:
             arrays["trials"] = result.trials
         io.write_arrays(output, arrays, fmt, attrs=attrs)
@@ -364,3 +371,21 @@ def _write(output: str, fmt: str, result: Any, input_path: str, events: str) -> 
         attrs,
     )
     write_unit_table(output, table, fmt)
+
+
+def _write_nwb_trials(output: str, result: Any, arrays: dict, attrs: dict) -> None:
+    """NWB with the per-trial rates as a TimeSeries, the rest at the root."""
+    from spikerates.io import nwb
+    from spikerates.io.atomic import atomic_output
+
+    with atomic_output(output, as_path=True) as tmp:
+        nwb.write_trial_rates(
+            tmp,
+            result.t,
+            result.trials,
+            result.unit_ids,
+            event_times=result.event_times,
+            event_groups=result.event_groups,
+            extra=arrays,
+            attrs=attrs,
+        )

@@ -45,7 +45,13 @@ from spikerates.io import (  # noqa: F401
     spikeinterface,
 )
 from spikerates.io._source import SNIFF_BYTES, Source, open_source
-from spikerates.io.atomic import AtomicFile, atomic_output
+from spikerates.io.atomic import (
+    AtomicFile,
+    atomic_output,
+    check_free_space,
+    is_pipe_error,
+    write_failure,
+)
 from spikerates.io.intervals import read_intervals, read_time_intervals_table
 from spikerates.io.registry import Format, ReadOptions, get, registered
 from spikerates.names import (
@@ -329,7 +335,28 @@ def _write(target: str, fmt: str | None, kind: str, *args: Any, **kwargs: Any) -
     entry = get(detect_format(target, fmt, for_writing=True))
     writer = entry.writer(kind)
     with atomic_output(target, as_path=True, stream=not entry.spec.binary) as tmp:
-        writer(tmp, *args, **kwargs)
+        if target != "-":
+            scale = 1 if entry.spec.binary else 3  # about 24 characters a value
+            check_free_space(tmp, scale * _payload_bytes((args, kwargs)), target=target)
+        try:
+            writer(tmp, *args, **kwargs)
+        except OSError as exc:
+            if is_pipe_error(exc):
+                raise
+            raise write_failure(exc, target) from None
+
+
+def _payload_bytes(value: Any) -> int:
+    """The bytes of the arrays in ``value`` (nested in lists and mappings)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, SpikeTrains):
+        return 8 * int(value.n_spikes) + 16 * int(value.n_units)
+    if isinstance(value, Mapping):
+        return sum(_payload_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_payload_bytes(v) for v in value)
+    return 0
 
 
 def write_events(
@@ -441,6 +468,11 @@ def write_arrays(
     )
 
 
+#: Bytes a streamed writer may hold in memory before they reach the disk
+#: (the HDF5 chunk cache).
+_CACHED_BYTES = 8 << 20
+
+
 class MatrixWriter:
     """Streams the rows of a (n_rows, N) matrix and its times to a file.
 
@@ -487,6 +519,12 @@ class MatrixWriter:
         """Number of columns N."""
         return int(self.unit_ids.size)
 
+    def _row_bytes(self) -> int:
+        """About how many bytes one row takes in the file (its time too)."""
+        if self._stream:  # text: about 25 characters per value
+            return 25 * (self.n_units + 1)
+        return self.n_units * self.dtype.itemsize + 8
+
     def open(self) -> MatrixWriter:
         """Create the temporary file (done by ``with`` or the first append)."""
         if self._closed:
@@ -494,6 +532,12 @@ class MatrixWriter:
         if self._backend is not None:
             return self
         self._out = AtomicFile(self.target, stream=self._stream)
+        try:
+            self._out.check_space(self.n_rows * self._row_bytes())
+        except BaseException:
+            self._out.discard()
+            self._closed = True
+            raise
         kwargs = {
             "name": self.name,
             "n_rows": self.n_rows,
@@ -502,12 +546,23 @@ class MatrixWriter:
             "attrs": self.attrs,
         }
         try:
-            self._backend = self._backend_factory(self._out.path, **kwargs)
+            with self._writing():
+                self._backend = self._backend_factory(self._out.path, **kwargs)
         except BaseException:
             self._out.discard()
             self._closed = True
             raise
         return self
+
+    @contextlib.contextmanager
+    def _writing(self) -> Any:
+        """Turn a failed write into one line naming the output."""
+        try:
+            yield
+        except OSError as exc:
+            if is_pipe_error(exc):
+                raise
+            raise write_failure(exc, self.target) from None
 
     def append(self, t_chunk: Any, values: Any) -> None:
         """Append rows.
@@ -532,9 +587,17 @@ class MatrixWriter:
                 f"{self.rows_written + t_chunk.size} rows appended; the writer was "
                 f"opened for {self.n_rows}"
             )
-        self._backend.write(
-            self.rows_written, t_chunk, np.asarray(values, dtype=self.dtype)
+        assert self._out is not None
+        # What is still to come, and what may still sit in a write cache.
+        row_bytes = self._row_bytes()
+        self._out.check_space(
+            (self.n_rows - self.rows_written) * row_bytes
+            + min(self.rows_written * row_bytes, _CACHED_BYTES)
         )
+        with self._writing():
+            self._backend.write(
+                self.rows_written, t_chunk, np.asarray(values, dtype=self.dtype)
+            )
         self.rows_written += t_chunk.size
 
     def close(self) -> None:
@@ -549,7 +612,8 @@ class MatrixWriter:
                 "no output written"
             )
         try:
-            self._backend.close()
+            with self._writing():
+                self._backend.close()
         except BaseException:
             self.abort()
             raise

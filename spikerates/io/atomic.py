@@ -23,7 +23,13 @@ from typing import IO, Any
 
 from spikerates.errors import SpikeDataError
 
-__all__ = ["AtomicFile", "atomic_output", "copy_to_stdout"]
+__all__ = [
+    "AtomicFile",
+    "atomic_output",
+    "check_free_space",
+    "copy_to_stdout",
+    "write_failure",
+]
 
 _COPY_BYTES = 1 << 20
 
@@ -89,6 +95,76 @@ def copy_to_stdout(path: str) -> None:
             sys.stdout.flush()
 
 
+#: Room kept free beyond what an output still needs (its metadata, rounding).
+FREE_SPACE_MARGIN = 1 << 20
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes that may still be written on the file system holding ``path``
+    (None when unknown or when ``path`` is not a regular file)."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        vfs = os.statvfs(path)
+    except (OSError, AttributeError):
+        return None
+    root = getattr(os, "geteuid", lambda: -1)() == 0
+    return int((vfs.f_bfree if root else vfs.f_bavail) * vfs.f_frsize)
+
+
+def check_free_space(path: str, n_bytes: float, *, target: str) -> None:
+    """Refuse to write ``n_bytes`` more into ``path`` when its file system
+    has less room (plus a margin).
+
+    Checked before an output is written and again while it is streamed, so a
+    full disk ends the run with one line instead of a failed write deep in a
+    library (which libhdf5 does not survive).
+
+    Raises
+    ------
+    SpikeDataError
+        Naming ``target``, the bytes still needed and the bytes free.
+    """
+    if n_bytes <= 0:
+        return
+    free = free_bytes(path)
+    if free is None:
+        return
+    if n_bytes * 1.01 + FREE_SPACE_MARGIN > free:
+        from spikerates.errors import format_bytes
+
+        raise SpikeDataError(
+            f"cannot write: no space left on the device (the output needs about "
+            f"{format_bytes(n_bytes)} more, {format_bytes(free)} is free)",
+            path=target,
+        )
+
+
+def write_failure(exc: OSError, target: str) -> SpikeDataError:
+    """The one line for an output that could not be written: the system's
+    reason (also when a library wrapped it in a long message) and the
+    output's path."""
+    import re
+
+    code = exc.errno
+    if code is None:
+        found = re.search(r"errno = (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+    reason = os.strerror(code) if code else (exc.strerror or str(exc))
+    return SpikeDataError(f"cannot write: {reason}", path=target)
+
+
+def is_pipe_error(exc: BaseException) -> bool:
+    """A write to a reader that went away (left to the caller to handle)."""
+    import errno
+
+    return isinstance(exc, BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno == errno.EPIPE
+    )
+
+
 class AtomicFile:
     """A temporary file for ``target``: :meth:`commit` puts it in place,
     :meth:`discard` removes it.
@@ -138,6 +214,12 @@ class AtomicFile:
             raise SpikeDataError(
                 f"cannot write: {exc.strerror or exc}", path=self.target
             ) from exc
+
+    def check_space(self, n_bytes: float) -> None:
+        """Refuse to go on when ``n_bytes`` more would not fit on the disk
+        (see :func:`check_free_space`); nothing to check for a pipe."""
+        if not self.streaming:
+            check_free_space(self.path, n_bytes, target=self.target)
 
     def discard(self) -> None:
         """Remove the temporary file; the target is left untouched."""

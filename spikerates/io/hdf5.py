@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import h5py
@@ -691,6 +691,42 @@ def _create_file(path: str, **kwargs: Any) -> h5py.File:
     return h5py.File(path, "w", **kwargs)
 
 
+#: Set when libhdf5 failed to close a file it was writing (a full disk):
+#: the library is then left in a state that crashes the process at exit,
+#: so the command line ends the process without running its cleanup.
+close_failed = False
+
+
+#: What a failed close left behind: releasing these objects would crash
+#: libhdf5, so they are kept until the process ends.
+_abandoned: list[Any] = []
+
+
+def close_written(f: h5py.File, *objects: Any) -> None:
+    """Close a file being written (and its open ``objects``), remembering
+    whether libhdf5 failed to."""
+    global close_failed
+    try:
+        f.close()
+    except OSError:
+        close_failed = True
+        _abandoned.extend((f, *objects))
+        raise
+
+
+@contextlib.contextmanager
+def _writing(path: str, **kwargs: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file ``path``, closed with :func:`close_written`."""
+    f = _create_file(path, **kwargs)
+    try:
+        yield f
+    except BaseException:
+        with contextlib.suppress(OSError):
+            close_written(f)
+        raise
+    close_written(f)
+
+
 def chunk_rows(n_rows: int, n_units: int, dtype: np.dtype) -> int:
     """Rows per chunk of a streamed (n_rows, n_units) matrix."""
     row_bytes = max(1, n_units * np.dtype(dtype).itemsize)
@@ -715,7 +751,7 @@ def write_events(
 ) -> None:
     """Write a Units table ``/units`` (spike_times, spike_times_index, id)."""
     flat, ends = trains_to_ragged(trains)
-    with _create_file(path) as f:
+    with _writing(path) as f:
         units = f.create_group("units")
         _create(units, "spike_times", flat)
         _create(units, "spike_times_index", ends)
@@ -743,7 +779,7 @@ def write_dense(
 ) -> None:
     """Write ``/t``, ``/<name>`` and ``/unit_ids`` (attributes on the file and
     on ``/<name>``)."""
-    with _create_file(path) as f:
+    with _writing(path) as f:
         _create(f, "t", t)
         data = _create(f, name, spikes)
         _create(f, "unit_ids", unit_ids)
@@ -761,7 +797,7 @@ def write_arrays(
 ) -> None:
     """Write each array as a dataset at the file's root (``columns`` are for
     text formats and not used)."""
-    with _create_file(path) as f:
+    with _writing(path) as f:
         for key, value in arrays.items():
             _create(f, key, value)
         set_attrs(f, attrs)
@@ -802,7 +838,10 @@ class MatrixBackend:
         self.data[row:stop] = values
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is None:
+            return
+        f, self.file = self.file, None
+        close_written(f, self.t, self.data)
 
 
 FORMAT = register(

@@ -25,6 +25,10 @@ dense matrices (rates, binned spikes)
     into a dataset created through pynwb, so memory does not grow with M.
 named arrays
     Datasets at the file's root beside a minimal valid NWB file.
+rates aligned to events (per trial)
+    A ``TimeSeries`` ``/processing/spikerates/trials`` with ``data`` (M, K, N):
+    time relative to the event, trial, unit (see :func:`write_trial_rates`),
+    the unit ids in ``trials_units`` and the events in ``trials_events``.
 
 Extra arrays (``extra``) are datasets at the root and ``attrs`` are root
 attributes, as in the plain HDF5 layout; NWB readers ignore them.
@@ -264,6 +268,7 @@ def _add_matrix(
     rate: float,
     unit_ids: np.ndarray,
     attrs: Mapping[str, Any] | None,
+    description: str | None = None,
 ) -> None:
     """The TimeSeries ``name`` and its unit table in the spikerates module."""
     import pynwb
@@ -281,7 +286,7 @@ def _add_matrix(
                 unit=units,
                 starting_time=float(starting_time),
                 rate=float(rate),
-                description=_series_description(name, attrs),
+                description=description or _series_description(name, attrs),
                 comments=_comments(attrs),
             )
         )
@@ -353,6 +358,88 @@ def write_arrays(
     """Write each array as a dataset at the root of a minimal NWB file."""
     _write_file(path, _nwbfile(attrs, "named arrays"))
     _finish(path, arrays, attrs)
+
+
+def write_trial_rates(
+    path: str,
+    t: np.ndarray,
+    trials: np.ndarray,
+    unit_ids: np.ndarray,
+    *,
+    event_times: np.ndarray,
+    event_groups: np.ndarray,
+    extra: Mapping[str, Any] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write rates aligned to events, one (M, N) block per trial.
+
+    Parameters
+    ----------
+    path : str
+    t : ndarray, shape (M,)
+        Grid times relative to the event, seconds (uniform).
+    trials : ndarray, shape (K, M, N)
+        Rate of each trial, time step and unit, Hz (NaN for trials left out).
+    unit_ids : ndarray, shape (N,)
+    event_times : ndarray, shape (K,)
+        The event of each trial, seconds.
+    event_groups : ndarray, shape (K,)
+        The group (condition) of each trial.
+    extra, attrs
+        Root datasets and attributes, as for :func:`write_arrays`.
+
+    Notes
+    -----
+    The TimeSeries ``/processing/spikerates/trials`` holds ``data`` of shape
+    (M, K, N) (time first, as NWB wants it), ``starting_time`` ``t[0]`` and
+    ``rate`` ``1/dt``: its times are relative to each trial's event. Column
+    ``n`` of the last axis is the unit in row ``n`` of ``trials_units``
+    (``unit_id``), index ``k`` of the middle axis the trial in row ``k`` of
+    ``trials_events`` (``event_time``, ``group``).
+    """
+    from hdmf.common import DynamicTable, VectorData
+
+    t = np.asarray(t, dtype=np.float64)
+    trials = np.asarray(trials)
+    nwbfile = _nwbfile(attrs, "trial rates")
+    starting_time, rate = _grid_of(t, attrs)
+    grid = _grid_attrs(t, 1.0 / rate)
+    params = {**(attrs or {}), **grid, "axes": ["time", "trial", "unit"]}
+    _add_matrix(
+        nwbfile,
+        "trials",
+        np.ascontiguousarray(np.moveaxis(trials, 0, 1)),
+        starting_time=starting_time,
+        rate=rate,
+        unit_ids=unit_ids,
+        attrs={**params, "units": "Hz"},
+        description=(
+            "rates aligned to events, axes (time relative to the event, trial, "
+            f"unit); unit ids in trials_units.{UNIT_ID_COLUMN}, events in "
+            "trials_events; parameters as JSON in comments"
+        ),
+    )
+    with _quiet():
+        nwbfile.processing[MODULE].add(
+            DynamicTable(
+                name="trials_events",
+                description="the event of each trial (index k of axis 1 of trials)",
+                columns=[
+                    VectorData(
+                        name="event_time",
+                        data=np.asarray(event_times, dtype=np.float64),
+                        description="time of the event the trial is aligned to, s",
+                    ),
+                    VectorData(
+                        name="group",
+                        data=np.asarray(event_groups).astype(str).tolist(),
+                        description="group (condition) of the trial",
+                    ),
+                ],
+            )
+        )
+    _write_file(path, nwbfile)
+    _finish(path, extra, attrs)
 
 
 class MatrixBackend:
@@ -429,9 +516,12 @@ class MatrixBackend:
         self.data[row : row + values.shape[0]] = values
 
     def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if self.file is None:
             self._create(np.zeros(0))
-        self.file.close()
+        hdf5.close_written(self.file, self.data)
 
 
 def is_nwb(path: str | os.PathLike) -> bool:

@@ -57,7 +57,8 @@ def _sample_rate(folder: str, params: dict[str, Any]) -> float:
     path = os.path.join(folder, "params.py")
     if "sample_rate" not in params:
         raise SpikeDataError(
-            "no sample_rate assignment (e.g. 'sample_rate = 30000.0')",
+            "no sample_rate given as a number (params.py is read, never run: "
+            "write e.g. 'sample_rate = 30000.0')",
             path=path,
             dataset="sample_rate",
         )

@@ -49,7 +49,7 @@ import os
 import re
 import tokenize
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -537,22 +537,40 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
                     raise damaged("a heap collection beyond the end of the file")
                 fh.seek(address)
                 body = fh.read(extent)
-                objects = {}
-                at = 16
-                while at + 16 <= extent:
-                    obj, _, obj_size = struct.unpack_from("<HHxxxxQ", body, at)
-                    if obj == 0:
-                        break  # the free space closes the collection
-                    step = 16 + ((obj_size + 7) // 8) * 8
-                    if at + step > extent:
-                        raise damaged("a heap object past its collection")
-                    objects[obj] = obj_size
-                    at += step
+                objects = _heap_objects(body, extent, damaged)
                 collections[address] = objects
             if objects.get(index, -1) < length:
                 raise damaged("a reference to a missing heap object")
     finally:
         fh.close()
+
+
+def _heap_objects(
+    body: bytes, extent: int, damaged: Callable[[str], SpikeDataError]
+) -> dict[int, int]:
+    """The objects of one global heap collection, walked as libhdf5 walks it.
+
+    libhdf5 reads every record up to the end of the collection, the free
+    space record (object 0) included, whose size counts its own header; a
+    free space record of size 0 would never move its walk forward.
+    """
+    import struct
+
+    objects: dict[int, int] = {}
+    at = 16
+    while at + 16 <= extent:
+        obj, _, obj_size = struct.unpack_from("<HHxxxxQ", body, at)
+        if obj == 0:
+            if obj_size == 0:
+                raise damaged("an empty free space record in a heap collection")
+            at += obj_size
+            continue
+        step = 16 + ((obj_size + 7) // 8) * 8
+        if at + step > extent:
+            raise damaged("a heap object past its collection")
+        objects[obj] = obj_size
+        at += step
+    return objects
 
 
 def scan_hdf5(
