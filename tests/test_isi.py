@@ -20,7 +20,7 @@ from rates_helpers import (
 
 from spikerates.errors import ParameterError
 from spikerates.estimators import rates_isi, spikes2events
-from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions, _step_values
+from spikerates.isi import ISI_INTERP_KINDS, IsiRates, _grid_positions
 
 
 @pytest.fixture(scope="module")
@@ -290,13 +290,17 @@ def test_grid_positions_equal_searchsorted(start, n_t, dt, queries):
     kind=st.sampled_from(["nearest", "nearest-up", "previous", "next"]),
 )
 def test_step_kinds_equal_scipy_interp1d(steps, kind):
-    # Points on a coarse lattice, so ties between queries, points and
-    # halfway points are common; repeated times included.
+    # Points on a coarse lattice and a grid holding every point and every
+    # halfway point, so ties between grid times, points and halfway points
+    # are everywhere; repeated times included.
     xs = np.sort(np.array(steps, dtype=np.float64)) * 0.25
     if xs[0] == xs[-1]:
         return
     ys = np.arange(xs.size, dtype=np.float64)
-    t = np.linspace(xs[0], xs[-1], 97)
-    t = np.concatenate([t, xs, 0.5 * (xs[1:] + xs[:-1])])
+    t = xs[0] + 0.125 * np.arange(int((xs[-1] - xs[0]) / 0.125) + 1)
     expected = scipy.interpolate.interp1d(xs, ys, kind=kind, assume_sorted=True)(t)
-    np.testing.assert_array_equal(_step_values(kind, xs, ys, t), expected)
+    # An estimator holding these points as one unit's.
+    estimator = IsiRates([[]], xs[0], xs[-1], interp=kind)
+    estimator._x, estimator._y = xs, ys
+    estimator._start, estimator._count = np.array([0]), np.array([xs.size])
+    np.testing.assert_array_equal(estimator.evaluate(t)[:, 0], expected)
