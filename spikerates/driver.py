@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from spikerates.errors import ParameterError, ResourceLimitError
-from spikerates.isi import VECTORISED_KINDS, IsiRates, check_interp, spike_rows_by_unit
+from spikerates.isi import IsiRates, check_interp, spike_rows_by_unit
 from spikerates.kernels import (
     ExactKernel,
     KernelFilter,
@@ -821,19 +821,6 @@ class RatePlan:
         estimator = self._source.isi_estimator(
             p["midpoint"], p["interp"], self.exact, self.chunk_steps
         )
-        if out is not None and p["interp"] not in VECTORISED_KINDS:
-            # scipy's interpolants cost most per call: one call per unit over
-            # the whole grid.
-            estimator.evaluate(self.times(), out=out)
-            for k0 in range(0, self.n_steps, self.chunk_steps):
-                k1 = min(k0 + self.chunk_steps, self.n_steps)
-                block = out[k0:k1]
-                observed = self._observed(k0, k1)
-                if observed is not None:
-                    block[~observed] = np.nan
-                progress(k1 - k0)
-                yield self.times(k0, k1), block
-            return
         for k0 in range(0, self.n_steps, self.chunk_steps):
             k1 = min(k0 + self.chunk_steps, self.n_steps)
             t_chunk = self.times(k0, k1)

@@ -19,15 +19,10 @@ from spikerates.names import ISI_INTERP_KINDS
 
 __all__ = [
     "ISI_INTERP_KINDS",
-    "VECTORISED_KINDS",
     "IsiRates",
     "check_interp",
     "spike_rows_by_unit",
 ]
-
-#: Interpolation kinds computed for all units at once, piece by piece of the
-#: grid (all of them).
-VECTORISED_KINDS = ISI_INTERP_KINDS
 
 _SPLINE_ORDERS = {"zero": 0, "slinear": 1, "quadratic": 2, "cubic": 3}
 # Kinds evaluated by polynomial pieces (the others by steps or lines).
