@@ -96,12 +96,12 @@ def normalize_unit_ids(ids: Any, n_units: int | None = None) -> np.ndarray:
                 return arr.astype(np.int64)
         return np.array([repr(float(v)) for v in arr], dtype=str)
     if arr.dtype.kind == "S":
-        return np.array([v.decode("utf-8") for v in arr], dtype=str)
+        return np.array([_utf8(v) for v in arr], dtype=str)
     if arr.dtype.kind == "O":
         out = []
         for v in arr:
             if isinstance(v, bytes):
-                v = v.decode("utf-8")
+                v = _utf8(v)
             out.append(v)
         if out and all(
             isinstance(v, int | np.integer) and not isinstance(v, bool) for v in out
@@ -109,6 +109,16 @@ def normalize_unit_ids(ids: Any, n_units: int | None = None) -> np.ndarray:
             return np.array(out, dtype=np.int64)
         return np.array([str(v) for v in out], dtype=str)
     return arr.astype(str)
+
+
+def _utf8(value: bytes) -> str:
+    """Text of an id or label stored as bytes, which must be UTF-8."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpikeDataError(
+            f"unit ids or labels hold text that is not UTF-8 ({value[:20]!r})"
+        ) from None
 
 
 def _id_key(value: Any) -> str:

@@ -620,3 +620,21 @@ def test_ragged_index_of_the_largest_uint64_is_named_as_it_is():
     index = np.array([2, 2**64 - 1], dtype=np.uint64)
     with pytest.raises(SpikeDataError, match="offset 18446744073709551615 is out"):
         ragged_to_trains(np.arange(5.0), index)
+
+
+def test_unit_ids_that_are_not_utf8_are_refused_in_one_line(tmp_path):
+    from spikerates import io
+    from spikerates.errors import SpikeDataError
+    from spikerates.spiketrains import normalize_unit_ids
+
+    with pytest.raises(SpikeDataError, match=r"not UTF-8 \(b'\\x93ab'\)"):
+        normalize_unit_ids(np.array([b"\x93ab"], dtype="S3"))
+    path = tmp_path / "ids.npz"
+    np.savez(
+        path,
+        spike_times=np.array([0.1, 0.2]),
+        spike_times_index=np.array([1, 2]),
+        unit_ids=np.array([b"ok", b"\xff\xfe"], dtype="S2"),
+    )
+    with pytest.raises(SpikeDataError, match="not UTF-8"):
+        io.read_spikes(path)

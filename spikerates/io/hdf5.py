@@ -225,9 +225,19 @@ def _rename(exc: SpikeDataError, names: Mapping[str, str]) -> SpikeDataError:
 def _read_all(src: Source, ds: h5py.Dataset) -> np.ndarray:
     safety.check_dataset(ds, path=src.name)
     try:
-        return ds[()]
+        value = ds[()]
     except (OSError, ValueError, TypeError) as exc:
         raise _error(src, f"cannot read ({exc})", ds.name) from exc
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
+        for v in value.reshape(-1):
+            if isinstance(v, bytes):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _error(
+                        src, f"holds text that is not UTF-8 ({v[:20]!r})", ds.name
+                    ) from None
+    return value
 
 
 def _read_ids(src: Source, group: h5py.Group, name: str) -> np.ndarray | None:
