@@ -384,7 +384,12 @@ class FirStage:
             if method == "auto" or not eligible:
                 method = self._choose_method(values.size / x.size)
         elif method in ("auto", "recursive"):
-            method = self._choose_method(np.count_nonzero(x) / x.size)
+            # The non-zero entries give the density, and the sparse method's
+            # input if it is chosen (one scan of the rows instead of two).
+            flat = flat_nonzero(x)
+            method = self._choose_method(flat.size / x.size)
+            if method == "sparse":
+                values = x.reshape(-1)[flat]
         if method == "sparse":
             if flat is None:
                 flat = flat_nonzero(x)
