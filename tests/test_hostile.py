@@ -486,6 +486,21 @@ def test_hdf5_declaring_huge_unwritten_spike_times(work: Path) -> None:
     assert_refused(run_cli(["events", "huge.h5"], work), "/units/spike_times")
 
 
+@pytest.mark.parametrize("command", [["events"], ["rates", "kernel"]])
+def test_hdf5_declaring_unwritten_spike_times_under_the_array_limit(
+    work: Path, command: list[str]
+) -> None:
+    """256 MB of spike times never written, in a 3 kB file: within the
+    array limit, but the estimators' copies of it would take gigabytes."""
+    with h5py.File(work / "unwritten.h5", "w") as f:
+        units = f.create_group("units")
+        units.create_dataset("spike_times", shape=(32_000_000,), dtype="f8")
+        units["spike_times_index"] = np.array([16_000_000, 32_000_000])
+    assert (work / "unwritten.h5").stat().st_size < 10_000
+    run = run_cli([*command, "unwritten.h5", "-o", "out.h5"], work)
+    assert_refused(run, "/units/spike_times", "stores", outputs=("out.h5",))
+
+
 def test_hdf5_with_too_many_objects(work: Path) -> None:
     with _dense_h5(work / "many.h5", 10) as f:
         f["spikes"] = np.zeros((10, 1))

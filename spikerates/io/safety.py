@@ -100,9 +100,9 @@ __all__ = [
 MAX_ARRAY_BYTES = 2 << 30
 #: Largest ratio of declared (uncompressed) bytes to stored bytes.
 MAX_DECOMPRESSION_RATIO = 1000
-#: Arrays below this declared size (256 MiB) skip the ratio check: a small
+#: Arrays below this declared size (16 MiB) skip the ratio check: a small
 #: all-zero array may compress as well as it likes.
-DECOMPRESSION_FLOOR_BYTES = 256 << 20
+DECOMPRESSION_FLOOR_BYTES = 16 << 20
 #: Longest header line of a text table, in bytes (1 MiB).
 MAX_HEADER_BYTES = 1 << 20
 #: Most fields in a text header (units of a dense CSV).
