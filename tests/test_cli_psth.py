@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import csv
 import io as pyio
-import warnings
-from datetime import datetime, timezone
 
 import h5py
 import numpy as np
 import pytest
+from session_helpers import write_trials_session
 
 from spikerates.psth import compute_psth
 from spikerates.spiketrains import SpikeTrains
@@ -29,29 +28,23 @@ def _trains(rng):
 def session(tmp_path, rng):
     """An NWB file written by pynwb: a Units table and a trials table with a
     condition column."""
-    pynwb = pytest.importorskip("pynwb")
+    pytest.importorskip("pynwb")
     trains = _trains(rng)
-    nwb = pynwb.NWBFile(
-        session_description="psth test",
-        identifier="psth",
-        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    path = write_trials_session(
+        tmp_path / "session.nwb",
+        trains,
+        (21, 22, 23),
+        EVENTS,
+        CONDITIONS,
+        [[[0.0, 62.0]]] * 3,
+        description="stimulus side",
     )
-    nwb.add_trial_column("condition", "stimulus side")
-    for start, cond in zip(EVENTS, CONDITIONS, strict=True):
-        nwb.add_trial(start_time=start, stop_time=start + 1.0, condition=str(cond))
-    for uid, times in zip((21, 22, 23), trains, strict=True):
-        nwb.add_unit(spike_times=times, id=uid, obs_intervals=[[0.0, 62.0]])
-    path = tmp_path / "session.nwb"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pynwb.NWBHDF5IO(str(path), "w") as io:
-            io.write(nwb)
     st = SpikeTrains(
         trains,
         unit_ids=np.array([21, 22, 23]),
         obs_intervals=[np.array([[0.0, 62.0]])] * 3,
     )
-    return str(path), st
+    return path, st
 
 
 def test_nwb_trials_table_end_to_end(cli, session, tmp_path):

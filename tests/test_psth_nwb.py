@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from datetime import datetime, timezone
 
 import h5py
 import numpy as np
 import pytest
+from session_helpers import write_trials_session
 
 from spikerates.errors import SpikeDataError
 from spikerates.psth import compute_psth, read_psth
@@ -30,28 +30,16 @@ def session(tmp_path, rng):
         np.sort(rng.uniform(0, 21, 80)),
         np.zeros(0),
     ]
-    nwb = pynwb.NWBFile(
-        session_description="psth nwb test",
-        identifier="psth-nwb",
-        session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc),
-    )
-    nwb.add_trial_column("condition", "condition")
-    for start, cond in zip(EVENTS, CONDITIONS, strict=True):
-        nwb.add_trial(start_time=start, stop_time=start + 1.0, condition=str(cond))
     observed = [[[0.0, 21.0]], [[2.0, 21.0]], [[0.0, 21.0]]]
-    for uid, times, obs in zip((5, 9, 12), trains, observed, strict=True):
-        nwb.add_unit(spike_times=times, id=uid, obs_intervals=obs)
-    path = tmp_path / "session.nwb"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pynwb.NWBHDF5IO(str(path), "w") as io:
-            io.write(nwb)
+    path = write_trials_session(
+        tmp_path / "session.nwb", trains, (5, 9, 12), EVENTS, CONDITIONS, observed
+    )
     st = SpikeTrains(
         trains,
         unit_ids=np.array([5, 9, 12]),
         obs_intervals=[np.array(o) for o in observed],
     )
-    return str(path), st
+    return path, st
 
 
 def _run(cli, path, out, *extra):
