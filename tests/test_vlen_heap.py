@@ -136,3 +136,24 @@ def test_an_empty_free_space_record_is_refused(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(SpikeDataError, match="empty free space record"):
         io.read_spikes(path)
+
+
+def test_references_that_repeat_a_large_value_are_refused(tmp_path):
+    """Thousands of references to one 60 kB heap object: a 0.2 MB file that
+    would read as 300 MB of text."""
+    path = tmp_path / "u.h5"
+    n = 5000
+    with h5py.File(path, "w") as f:
+        units = f.create_group("units")
+        units["spike_times"] = np.arange(n) * 0.1
+        units["spike_times_index"] = np.arange(1, n + 1)
+        quality = units.create_dataset("quality", shape=(n,), dtype=h5py.string_dtype())
+        quality[0] = "x" * 60_000
+        offset = quality.id.get_offset()
+    data = bytearray(path.read_bytes())
+    first = bytes(data[offset : offset + 16])
+    data[offset : offset + 16 * n] = first * n
+    path.write_bytes(bytes(data))
+    assert path.stat().st_size < 300_000
+    with pytest.raises(SpikeDataError, match="variable-length values would take"):
+        io.read_spikes(path)

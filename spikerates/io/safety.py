@@ -518,9 +518,16 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
         else:
             pieces = _chunked_refs(ds, fh, size, damaged)
         collections: dict[int, dict[int, int]] = {}
+        # What reading makes of the values: each is a copy of its heap
+        # object (many references may name one large object) and a Python
+        # object of its own.
+        vlen = h5py.check_vlen_dtype(ds.dtype)
+        item = 1 if vlen is None else max(1, np.dtype(vlen).itemsize)
+        values = 0
         for refs in pieces:
             for pos in range(0, len(refs) - 15, 16):
                 length, address, index = struct.unpack_from("<IQI", refs, pos)
+                values += _VALUE_OVERHEAD + length * item
                 if length == 0:
                     continue
                 objects = collections.get(address)
@@ -540,8 +547,25 @@ def check_vlen_heap(ds: Any, *, path: str | None = None) -> None:
                     collections[address] = objects
                 if objects.get(index, -1) < length:
                     raise damaged("a reference to a missing heap object")
+        if values > limit("MAX_ARRAY_BYTES") or (
+            values > limit("DECOMPRESSION_FLOOR_BYTES")
+            and values > limit("MAX_DECOMPRESSION_RATIO") * size
+        ):
+            raise InputLimitError(
+                f"its variable-length values would take {format_bytes(values)} "
+                f"read, from a file of {format_bytes(size)} (references that "
+                f"repeat large values); set {env_name('MAX_DECOMPRESSION_RATIO')} "
+                f"or {env_name('MAX_ARRAY_BYTES')} to raise the limits",
+                path=path,
+                dataset=name,
+            )
     finally:
         fh.close()
+
+
+#: Bytes a variable-length value costs once read, beyond its data (the
+#: Python object and libhdf5's descriptor).
+_VALUE_OVERHEAD = 64
 
 
 #: Bytes of one heap reference of a variable-length value (8-byte addresses).
