@@ -147,9 +147,8 @@ def resolve_output(target: str) -> str:
 
 def _stage(target: str) -> str:
     """Create an empty hidden file beside ``target`` to write it into."""
-    import tempfile
-
     from spikerates.errors import SpikeDataError
+    from spikerates.io.atomic import temp_path
 
     if os.path.isdir(target):
         raise SpikeDataError("is a folder; give an output file name", path=target)
@@ -158,26 +157,7 @@ def _stage(target: str) -> str:
             "is read-only and is not replaced; remove it or write elsewhere",
             path=target,
         )
-    directory = os.path.dirname(os.path.abspath(target))
-    base = os.path.basename(target)
-    try:
-        fd, path = tempfile.mkstemp(
-            prefix=f".{base}.", suffix=f".tmp{os.path.splitext(base)[1]}", dir=directory
-        )
-    except FileNotFoundError:
-        raise SpikeDataError(
-            f"cannot write: the folder {directory} does not exist", path=target
-        ) from None
-    except PermissionError:
-        raise SpikeDataError(
-            f"cannot write: permission denied in the folder {directory}", path=target
-        ) from None
-    except OSError as exc:
-        raise SpikeDataError(
-            f"cannot write: {exc.strerror or exc}", path=target
-        ) from None
-    os.close(fd)
-    return path
+    return temp_path(target)
 
 
 def _discard(path: str) -> None:

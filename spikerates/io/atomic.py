@@ -40,27 +40,38 @@ def _umask() -> int:
     return mask
 
 
-def _temp_path(target: str) -> str:
-    """Create an empty hidden temporary file for ``target``; return its path."""
+def temp_path(target: str) -> str:
+    """Create an empty hidden temporary file beside ``target`` (in the
+    system's temporary folder for ``"-"``); return its path.
+
+    Raises
+    ------
+    SpikeDataError
+        Naming ``target`` when its folder is missing or not writable.
+    """
     if target == "-":
         directory, base = None, "stdout"
     else:
         directory = os.path.dirname(os.path.abspath(target))
         base = os.path.basename(target)
-        if not os.path.isdir(directory):
-            raise SpikeDataError(
-                "cannot write: the directory does not exist", path=target
-            )
     # Keep the target's suffix last, for writers that pick a format by it.
     suffix = os.path.splitext(base)[1]
     try:
         fd, tmp = tempfile.mkstemp(
             prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory
         )
+    except FileNotFoundError:
+        raise SpikeDataError(
+            f"cannot write: the folder {directory} does not exist", path=target
+        ) from None
+    except PermissionError:
+        raise SpikeDataError(
+            f"cannot write: permission denied in the folder {directory}", path=target
+        ) from None
     except OSError as exc:
         raise SpikeDataError(
             f"cannot write: {exc.strerror or exc}", path=target
-        ) from exc
+        ) from None
     os.close(fd)
     return tmp
 
@@ -189,7 +200,7 @@ class AtomicFile:
             self.path = pipe
             self.streaming = True
         else:
-            self.path = _temp_path(target)
+            self.path = temp_path(target)
 
     def commit(self) -> None:
         """Rename the temporary file onto the target (or copy it to stdout)."""
