@@ -110,20 +110,69 @@ def usable(threads: int | None = None) -> int:
     -------
     int
         ``threads`` while the CPUs this process may run on have room for
-        them (the 1-minute load average, which counts this process, leaves
-        CPUs idle), else as many as there is room for, at least 1: on a
-        machine already busy a second thread only waits for a CPU, and the
-        work split between threads then waits for the slowest.
+        them, else as many as there is room for, at least 1: on a machine
+        already busy a second thread only waits for a CPU, and the work
+        split between threads then waits for the slowest. The room is the
+        CPUs less the threads of other processes running now (the system's
+        count of runnable threads less this process's own); where the
+        system does not tell, the 1-minute load average less this process's
+        share of it (which a long single-threaded computation raises to
+        about 1).
     """
     n = get() if threads is None else _count("threads", threads)
     if n <= 1:
         return 1
+    others = _running_elsewhere()
+    if others is None:
+        return n
+    return max(1, min(n, available() - others))
+
+
+def _running_elsewhere() -> int | None:
+    """Threads of other processes running or waiting for a CPU now, or None.
+
+    Linux tells it directly (:func:`_proc_running_elsewhere`); elsewhere it
+    is estimated from the 1-minute load average less the calling thread
+    (rounded: a load of 1.4 is this process alone).
+    """
+    others = _proc_running_elsewhere()
+    if others is not None:
+        return others
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average: trust the count
-        return n
-    idle = available() - load
-    return max(1, min(n, 1 + int(idle)))
+        return None
+    return int(max(0.0, load - 0.5))
+
+
+def _proc_running_elsewhere(proc: str = "/proc") -> int | None:
+    """Runnable threads of other processes from Linux's ``/proc``, or None.
+
+    ``procs_running`` in ``/proc/stat`` counts every runnable thread of the
+    system, this process's included; those of this process are the tasks
+    in state R under ``/proc/self/task`` (at least the calling one).
+    """
+    try:
+        with open(f"{proc}/stat", "rb") as stat:
+            running = next(
+                int(line.split()[1])
+                for line in stat
+                if line.startswith(b"procs_running ")
+            )
+        tasks = os.listdir(f"{proc}/self/task")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    own = 0
+    for task in tasks:
+        try:
+            with open(f"{proc}/self/task/{task}/stat", "rb") as f:
+                # the state follows the command name, which is in
+                # parentheses and may hold any character
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        own += bool(fields) and fields[0] == b"R"
+    return max(0, running - max(own, 1))
 
 
 def fft_workers() -> int:

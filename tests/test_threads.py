@@ -144,20 +144,40 @@ def test_pool_default_uses_the_configured_total():
 
 
 @pytest.mark.parametrize(
-    "load, cpus, asked, expected",
+    "others, cpus, asked, expected",
     [
-        (0.1, 2, 2, 2),
-        (0.9, 2, 2, 2),
-        (1.5, 2, 2, 1),
-        (12.0, 2, 2, 1),
-        (2.2, 8, 4, 4),
-        (6.5, 8, 4, 2),
-        (0.0, 4, 1, 1),
+        (0, 2, 2, 2),
+        (1, 2, 2, 1),
+        (12, 2, 2, 1),
+        (2, 8, 4, 4),
+        (5, 8, 4, 3),
+        (0, 4, 1, 1),
     ],
 )
 def test_usable_threads_leave_a_busy_machine_alone(
+    monkeypatch, others, cpus, asked, expected
+):
+    monkeypatch.setattr(threads, "_proc_running_elsewhere", lambda: others)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert threads.usable(asked) == expected
+
+
+@pytest.mark.parametrize(
+    "load, cpus, asked, expected",
+    [
+        (0.1, 2, 2, 2),
+        # this process's own long computation: a load of about 1
+        (1.1, 2, 2, 2),
+        (1.6, 2, 2, 1),
+        (12.0, 2, 2, 1),
+        (2.2, 8, 4, 4),
+        (6.5, 8, 4, 2),
+    ],
+)
+def test_usable_threads_from_the_load_average_discount_this_process(
     monkeypatch, load, cpus, asked, expected
 ):
+    monkeypatch.setattr(threads, "_proc_running_elsewhere", lambda: None)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
     assert threads.usable(asked) == expected
@@ -167,8 +187,47 @@ def test_usable_without_a_load_average_trusts_the_count(monkeypatch):
     def no_load():
         raise OSError("no load average")
 
+    monkeypatch.setattr(threads, "_proc_running_elsewhere", lambda: None)
     monkeypatch.setattr(os, "getloadavg", no_load)
     assert threads.usable(3) == 3
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux's /proc")
+def test_running_elsewhere_counts_a_busy_process_and_not_this_one():
+    import subprocess
+    import sys
+    import time
+
+    spinner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.time()\nwhile time.time() - t < 20: pass",
+        ]
+    )
+    try:
+        time.sleep(0.3)
+        seen = max(threads._proc_running_elsewhere() for _ in range(20))
+        assert seen >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_running_elsewhere_discounts_this_process_own_threads(tmp_path):
+    (tmp_path / "stat").write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
+    states = {"10": "R", "11": "S", "12": "R"}
+    for task, state in states.items():
+        (tmp_path / "self" / "task" / task).mkdir(parents=True)
+        # a command name may hold spaces and parentheses
+        (tmp_path / "self" / "task" / task / "stat").write_text(
+            f"{task} (spike (R) x) {state} 1 {task} 0 0\n"
+        )
+    assert threads._proc_running_elsewhere(str(tmp_path)) == 2
+    (tmp_path / "stat").write_text("procs_running 1\n")
+    assert threads._proc_running_elsewhere(str(tmp_path)) == 0
+    (tmp_path / "stat").write_text("no counts here\n")
+    assert threads._proc_running_elsewhere(str(tmp_path)) is None
 
 
 def test_map_threads_keeps_the_order_and_waits_for_every_call():
