@@ -494,12 +494,17 @@ class FirStage:
         # further away at every spike (at tau = 0.5 s measured 4 to 16 times
         # the cost per product, rising with the units), and the transposing
         # copy of the sparse product's blocks grows with the units.
-        per_product = 0.15
+        # Per spike: the index arithmetic of its entries (several passes of
+        # NumPy over the spikes) and the products, whose rows of the result
+        # are scattered over more memory than the cache holds (re-measured:
+        # at tau = 0.04 s and 50 Hz the direct method is faster from about
+        # 100 units on).
+        per_product = 0.3
         if pieces * block * block * 8 > _L2_BYTES:
             per_product = 0.6 * (1.0 + self.n_units / 1000.0)
         per_value = 0.8 * (1.0 + self.n_units / 1500.0)
         cost = {
-            "sparse": per_value + density * (35.0 + per_product * pieces * block),
+            "sparse": per_value + density * (100.0 + per_product * pieces * block),
             "direct": 1.5 + 0.021 * (_DIRECT_BLOCK + k - 1),
             "fft": 8.0 + 0.0012 * self._fft_size() if density * k >= 20 else math.inf,
         }
