@@ -21,6 +21,7 @@ and the kernel length.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -588,7 +589,15 @@ class FirStage:
         n_out, n_units = out.shape
         n_threads = 1
         if n_out * n_units >= _MIN_THREAD_VALUES:
-            n_threads = min(threads.usable(), n_units // _MIN_THREAD_COLUMNS)
+            n_threads = threads.usable()
+            if method == "recursive":
+                # its groups of rows are independent: threads take whole
+                # groups (split by columns, each thread's Python loop over
+                # blocks would run on narrow rows and wait for the other's)
+                with threads.blas_serial():
+                    self._valid_recursive(a, out, n_threads)
+                return
+            n_threads = min(n_threads, n_units // _MIN_THREAD_COLUMNS)
         with threads.blas_serial():
             if n_threads <= 1:
                 compute(a, out)
@@ -633,9 +642,12 @@ class FirStage:
             else:
                 np.matmul(t_mat[:b, : b + k - 1], window, out=out[i0 : i0 + b])
 
-    def _valid_recursive(self, a: np.ndarray, out: np.ndarray) -> None:
+    def _valid_recursive(
+        self, a: np.ndarray, out: np.ndarray, n_threads: int = 1
+    ) -> None:
         # Groups of rows, each restarted from a direct sum (so the round-off
-        # of one group never reaches the next) and checked against its bound.
+        # of one group never reaches the next) and checked against its bound;
+        # with threads, each takes runs of whole groups.
         n_out, n_units = out.shape
         if n_out == 0:
             return
@@ -645,30 +657,52 @@ class FirStage:
             return
         k = self.n_taps
         block = _RECURSIVE_BLOCK
-        memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
-        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
         # groups of at least a kernel length: each starts with a direct sum
         rows = max(4 * block, k, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
         rows = -(-rows // block) * block + 1
-        for g0 in range(0, n_out, rows):
-            g1 = min(n_out, g0 + rows)
-            window = a[g0 : g1 + k - 1]
-            group = out[g0:g1]
-            self._recursive_group(window, group)
-            self.recursive_rows += g1 - g0
-            # round-off bound of the group against its smallest possible
-            # non-zero output (module constants: see Recursion); the peak
-            # output is at most the kernel's sum times the largest input,
-            # and is measured only when that does not settle it
-            scale = 2.0 * np.finfo(np.float64).eps * memory
-            if scale * peak_bound > _RECURSIVE_TOLERANCE * smallest:
-                peak = float(group.max())
-                if scale * peak > _RECURSIVE_TOLERANCE * smallest:
-                    self._valid_direct(window, group)
-                    self.recursive_fallback_rows += g1 - g0
-                    continue
-            # windows without spikes: exact zeros
-            np.copyto(group, 0.0, where=group < 0.5 * smallest)
+        starts = list(range(0, n_out, rows))
+        pieces = min(len(starts), 4 * n_threads) if n_threads > 1 else 1
+        edges = np.linspace(0, len(starts), pieces + 1).astype(int)
+
+        def run(piece: tuple[int, int]) -> tuple[int, int]:
+            done = fallback = 0
+            for g0 in starts[piece[0] : piece[1]]:
+                g1 = min(n_out, g0 + rows)
+                fell_back = self._recursive_checked(
+                    a[g0 : g1 + k - 1], out[g0:g1], smallest
+                )
+                done += g1 - g0
+                fallback += (g1 - g0) * fell_back
+            return done, fallback
+
+        items = list(zip(edges[:-1], edges[1:], strict=True))
+        for done, fallback in threads.map_threads(run, items, n_threads):
+            self.recursive_rows += done
+            self.recursive_fallback_rows += fallback
+
+    def _recursive_checked(
+        self, window: np.ndarray, group: np.ndarray, smallest: float
+    ) -> bool:
+        """One group by the recurrence, or by direct sums if its bound fails.
+
+        Returns whether it fell back to direct sums.
+        """
+        memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
+        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
+        self._recursive_group(window, group)
+        # round-off bound of the group against its smallest possible
+        # non-zero output (module constants: see Recursion); the peak output
+        # is at most the kernel's sum times the largest input, and is
+        # measured only when that does not settle it
+        scale = 2.0 * np.finfo(np.float64).eps * memory
+        if scale * peak_bound > _RECURSIVE_TOLERANCE * smallest:
+            peak = float(group.max())
+            if scale * peak > _RECURSIVE_TOLERANCE * smallest:
+                self._valid_direct(window, group)
+                return True
+        # windows without spikes: exact zeros
+        np.copyto(group, 0.0, where=group < 0.5 * smallest)
+        return False
 
     def _recursive_buffers(
         self, n_blocks: int, rows: int, order: int, n_units: int
@@ -679,7 +713,9 @@ class FirStage:
         call, and their page faults cost more than the products.
         """
         need = n_blocks * rows * n_units
-        buffers = self._plans.get("recursive")
+        # one set per thread (threads take whole groups)
+        key = ("recursive", threading.get_ident())
+        buffers = self._plans.get(key)
         if (
             buffers is None
             or buffers[0].size < need
@@ -690,7 +726,7 @@ class FirStage:
                 np.empty(need),
                 np.empty(n_blocks * order * n_units),
             )
-            self._plans["recursive"] = buffers
+            self._plans[key] = buffers
         local, other, before = buffers
         shape = (n_blocks, rows, n_units)
         return (

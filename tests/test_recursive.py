@@ -152,3 +152,41 @@ def test_windows_without_spikes_give_exact_zeros():
     expected = convolve_oracle(kern, delay, x)
     assert np.array_equal(ours == 0, expected == 0)
     assert not ours[:, 1].any()
+
+
+@pytest.mark.parametrize("kind", ["expon", "alpha"])
+def test_threads_take_whole_groups_and_give_the_same_rates(kind, monkeypatch):
+    from spikerates import threads
+
+    x = poisson(40_000, 300, 30.0, seed=7)
+    x[20_000:24_000, 5] = 1 / DT  # a burst whose groups fall back (alpha)
+    kern, delay = sampled_kernel(kind, 30.0, normalize=False, causal=False)
+    # a machine with room for both threads, whatever else is running
+    monkeypatch.setattr(threads, "_proc_running_elsewhere", lambda: 0)
+    monkeypatch.setattr(threads, "available", lambda: 2)
+    seen = set()
+    original = threads.map_threads
+
+    def recording(function, items, n=None):
+        seen.add((len(items), n))
+        return original(function, items, n)
+
+    monkeypatch.setattr(threads, "map_threads", recording)
+    results = {}
+    for n in (1, 2):
+        threads.configure(n)
+        try:
+            stage, results[n] = run_stage(kern, delay, x, chunk=10_000)
+        finally:
+            threads.configure(None)
+        results[n, "rows"] = (stage.recursive_rows, stage.recursive_fallback_rows)
+    assert (8, 2) in seen  # four runs of groups per thread
+    assert np.array_equal(results[1], results[2])
+    assert results[1, "rows"] == results[2, "rows"]
+    assert results[2, "rows"][0] == len(x)
+    if kind == "alpha":
+        assert 0 < results[2, "rows"][1] < len(x)
+    expected = convolve_oracle(kern, delay, x)
+    zero = expected == 0
+    assert np.all(results[2][zero] == 0)
+    np.testing.assert_allclose(results[2][~zero], expected[~zero], rtol=1e-9, atol=0)
