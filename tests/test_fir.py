@@ -198,3 +198,38 @@ def test_fir_stage_is_a_truncated_full_convolution():
             [np.convolve(kern, col)[5 : 5 + 300] for col in x.T], axis=1
         )
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_sampled_density_estimates_from_a_stride_of_rows():
+    from spikerates.fir import sampled_density
+
+    x = np.zeros((10_000, 50))
+    x[::2] = 1.0
+    assert sampled_density(x) == pytest.approx(0.5, abs=0.01)
+    assert sampled_density(np.zeros((0, 3))) == 0.0
+    small = np.zeros((10, 4))
+    small[3, 1] = 2.0
+    assert sampled_density(small) == 1 / 40
+
+
+def test_dense_input_skips_the_scan_for_spikes(monkeypatch):
+    # the output of a first stage (no zeros) is told by a sample of rows
+    import spikerates.fir as fir
+
+    scans = []
+    original = fir.flat_nonzero
+    monkeypatch.setattr(
+        fir, "flat_nonzero", lambda a, *k: scans.append(1) or original(a, *k)
+    )
+    kern = np.exp(-0.5 * (np.arange(-20, 20) / 5.0) ** 2)
+    x = np.random.default_rng(3).random((5000, 64)) + 0.1
+    stage = fir.FirStage(kern, 20, 64, "auto")
+    out = np.concatenate([stage.run(x), stage.flush()])
+    assert not scans
+    full = np.stack([np.convolve(kern, c)[20 : 20 + len(x)] for c in x.T], axis=1)
+    np.testing.assert_allclose(out, full, rtol=1e-12)
+    # sparse spikes are still scanned (and go to the sparse method)
+    spikes = np.zeros((5000, 64))
+    spikes[::97, 3] = 1000.0
+    fir.FirStage(kern, 20, 64, "auto").run(spikes)
+    assert scans
