@@ -220,9 +220,14 @@ class IsiRates:
             )
         if self.interp not in _SPLINE_KINDS:
             piece_rows = max(1, _PIECE_VALUES // self.n_units)
-            for k0 in range(0, n_t, piece_rows):
-                k1 = min(k0 + piece_rows, n_t)
-                self._evaluate_vectorised(t_chunk[k0:k1], out[k0:k1])
+            k0s = np.arange(0, n_t, piece_rows)
+            k1s = np.minimum(k0s + piece_rows, n_t)
+            # the points holding at every piece's ends, in one search
+            held = self._last_points(t_chunk[np.concatenate([k0s, k1s - 1])])
+            for p, (k0, k1) in enumerate(zip(k0s.tolist(), k1s.tolist(), strict=True)):
+                self._evaluate_vectorised(
+                    t_chunk[k0:k1], out[k0:k1], held[p], held[p + k0s.size]
+                )
             return out
         plan = self._evaluation_plan()
         piece_rows = max(1, _PIECE_VALUES // self.n_units)
@@ -257,12 +262,18 @@ class IsiRates:
             lo = np.where(searching & ~after, mid + 1, lo)
             hi = np.where(searching & after, mid, hi)
 
-    def _evaluate_vectorised(self, t_chunk: np.ndarray, out: np.ndarray) -> None:
+    def _evaluate_vectorised(
+        self, t_chunk: np.ndarray, out: np.ndarray, first: np.ndarray, last: np.ndarray
+    ) -> None:
+        """Step and linear kinds on a piece of the grid.
+
+        ``first`` and ``last`` (N,) are each unit's points that hold at the
+        piece's first and last time (:meth:`_last_points`).
+        """
         n_t, n_units = t_chunk.size, self.n_units
         # Point j of a unit holds from its hold time until the next point's
         # (right-continuous; with ``zero`` the last point holds at t_last
         # only).
-        first, last = self._last_points(t_chunk[[0, -1]])
         # The points of each unit that hold within the chunk, followed by a
         # padding segment (see _STRIDE_PAD) whose values are never used.
         n_seg = last - first + 2
