@@ -622,6 +622,13 @@ class FirStage:
                 with threads.blas_serial():
                     self._valid_recursive(a, out, n_threads)
                 return
+            if method == "direct":
+                # rows of output are independent too: threads take runs of
+                # whole blocks at full width (by columns, the products are
+                # narrow and their calls wait for each other's)
+                with threads.blas_serial():
+                    self._valid_direct_rows(a, out, n_threads)
+                return
             n_threads = min(n_threads, n_units // _MIN_THREAD_COLUMNS)
         with threads.blas_serial():
             if n_threads <= 1:
@@ -654,6 +661,28 @@ class FirStage:
         """Output rows per block of the direct method."""
         return (
             _DIRECT_BLOCK_SHORT if self.n_taps < _DIRECT_SHORT_TAPS else _DIRECT_BLOCK
+        )
+
+    def _valid_direct_rows(
+        self, a: np.ndarray, out: np.ndarray, n_threads: int
+    ) -> None:
+        """:meth:`_valid_direct` with runs of whole blocks of rows per thread."""
+        block = self._direct_block()
+        n_blocks = -(-out.shape[0] // block)
+        pieces = min(n_blocks, 4 * n_threads)
+        if n_threads <= 1 or pieces <= 1:
+            self._valid_direct(a, out)
+            return
+        edges = (np.linspace(0, n_blocks, pieces + 1).astype(int) * block).tolist()
+        edges[-1] = out.shape[0]
+        k = self.n_taps
+
+        def piece(rows: tuple[int, int]) -> None:
+            r0, r1 = rows
+            self._valid_direct(a[r0 : r1 + k - 1], out[r0:r1])
+
+        threads.map_threads(
+            piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
         )
 
     def _valid_direct(self, a: np.ndarray, out: np.ndarray) -> None:

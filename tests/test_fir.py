@@ -233,3 +233,37 @@ def test_dense_input_skips_the_scan_for_spikes(monkeypatch):
     spikes[::97, 3] = 1000.0
     fir.FirStage(kern, 20, 64, "auto").run(spikes)
     assert scans
+
+
+def test_direct_threads_take_runs_of_rows_and_give_the_same_sums(monkeypatch):
+    from spikerates import threads
+    from spikerates.fir import FirStage
+
+    monkeypatch.setattr(threads, "_proc_running_elsewhere", lambda: 0)
+    monkeypatch.setattr(threads, "available", lambda: 2)
+    calls = []
+    original = threads.map_threads
+
+    def recording(function, items, n=None):
+        calls.append((items, n))
+        return original(function, items, n)
+
+    monkeypatch.setattr(threads, "map_threads", recording)
+    kern = np.exp(-0.5 * (np.arange(-20, 20) / 5.0) ** 2)
+    x = np.random.default_rng(5).random((3001, 70))
+    results = {}
+    for n in (1, 2):
+        threads.configure(n)
+        try:
+            stage = FirStage(kern, 20, 70, "direct")
+            results[n] = np.concatenate(
+                [stage.run(x[:1777]), stage.run(x[1777:]), stage.flush()]
+            )
+        finally:
+            threads.configure(None)
+    # runs of whole 16-row blocks, each at full width
+    items = [items for items, n in calls if n == 2]
+    assert items and all(r0 % 16 == 0 for r0, _ in items[0])
+    assert np.array_equal(results[1], results[2])
+    full = np.stack([np.convolve(kern, c)[20 : 20 + len(x)] for c in x.T], axis=1)
+    np.testing.assert_allclose(results[2], full, rtol=1e-12)
