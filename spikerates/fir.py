@@ -111,6 +111,18 @@ def sampled_density(a: np.ndarray, rows: int = 256) -> float:
     return np.count_nonzero(sample) / sample.size
 
 
+def _runs(count: int, n_threads: int, most: int | None = None) -> list[tuple[int, int]]:
+    """``count`` items in consecutive runs ``(start, stop)`` for ``n_threads``.
+
+    A few runs per thread (at most ``most``), taken in turn, so that a thread
+    the system holds back does not hold the others up; one run for one
+    thread.
+    """
+    pieces = 1 if n_threads <= 1 else min(4 * n_threads, count, most or count)
+    edges = np.linspace(0, count, max(pieces, 1) + 1).astype(int).tolist()
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
 #: No spikes: (rows, units, values) of an empty chunk.
 NO_SPIKES = (np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0))
 
@@ -602,51 +614,36 @@ class FirStage:
     def _valid(self, a: np.ndarray, out: np.ndarray, method: str) -> None:
         """Valid-mode correlation of ``a`` (R, N) with the reversed kernel.
 
-        Columns go in as many parts as there are threads (see
-        :mod:`spikerates.threads`), each part's BLAS calls on one thread.
+        The work goes in a few runs per thread (see :mod:`spikerates.threads`),
+        each run's BLAS calls on one thread: runs of whole row blocks for
+        ``direct`` and ``recursive`` (split by columns, each thread's Python
+        loop over blocks would run on narrow rows and wait for the other's),
+        runs of columns for ``fft``.
         """
         if self._all_zero:
             out[...] = 0.0
             return
-        compute = {
-            "direct": self._valid_direct,
-            "recursive": self._valid_recursive,
-            "fft": self._valid_fft,
-        }[method]
         n_out, n_units = out.shape
         n_threads = 1
         if n_out * n_units >= _MIN_THREAD_VALUES:
             n_threads = threads.usable()
+        with threads.blas_serial():
             if method == "recursive":
-                # its groups of rows are independent: threads take whole
-                # groups (split by columns, each thread's Python loop over
-                # blocks would run on narrow rows and wait for the other's)
-                with threads.blas_serial():
-                    self._valid_recursive(a, out, n_threads)
+                self._valid_recursive(a, out, n_threads)
                 return
             if method == "direct":
-                # rows of output are independent too: threads take runs of
-                # whole blocks at full width (by columns, the products are
-                # narrow and their calls wait for each other's)
-                with threads.blas_serial():
-                    self._valid_direct_rows(a, out, n_threads)
+                self._valid_direct_rows(a, out, n_threads)
                 return
-            n_threads = min(n_threads, n_units // _MIN_THREAD_COLUMNS)
-        with threads.blas_serial():
-            if n_threads <= 1:
-                compute(a, out)
-                return
-            # a few pieces per thread, taken in turn, so that a thread the
-            # system holds back does not hold the others up
-            pieces = min(4 * n_threads, n_units // _MIN_THREAD_COLUMNS)
-            edges = np.linspace(0, n_units, pieces + 1).astype(int)
+            n_threads = max(1, min(n_threads, n_units // _MIN_THREAD_COLUMNS))
 
             def piece(cols: tuple[int, int]) -> None:
                 c0, c1 = cols
-                compute(a[:, c0:c1], out[:, c0:c1])
+                self._valid_fft(a[:, c0:c1], out[:, c0:c1])
 
             threads.map_threads(
-                piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
+                piece,
+                _runs(n_units, n_threads, n_units // _MIN_THREAD_COLUMNS),
+                n_threads,
             )
 
     # Toeplitz block: row i of a block of outputs against rows i..i+K-1 of
@@ -670,22 +667,17 @@ class FirStage:
     ) -> None:
         """:meth:`_valid_direct` with runs of whole blocks of rows per thread."""
         block = self._direct_block()
-        n_blocks = -(-out.shape[0] // block)
-        pieces = min(n_blocks, 4 * n_threads)
-        if n_threads <= 1 or pieces <= 1:
-            self._valid_direct(a, out)
-            return
-        edges = (np.linspace(0, n_blocks, pieces + 1).astype(int) * block).tolist()
-        edges[-1] = out.shape[0]
-        k = self.n_taps
+        n_out, k = out.shape[0], self.n_taps
 
         def piece(rows: tuple[int, int]) -> None:
             r0, r1 = rows
             self._valid_direct(a[r0 : r1 + k - 1], out[r0:r1])
 
-        threads.map_threads(
-            piece, list(zip(edges[:-1], edges[1:], strict=True)), n_threads
-        )
+        runs = [
+            (b0 * block, min(n_out, b1 * block))
+            for b0, b1 in _runs(-(-n_out // block), n_threads)
+        ]
+        threads.map_threads(piece, runs, n_threads)
 
     def _valid_direct(self, a: np.ndarray, out: np.ndarray) -> None:
         # Dense banded matrix products over row blocks: exact sums of the
@@ -723,34 +715,34 @@ class FirStage:
         rows = max(4 * block, k, _RECURSIVE_GROUP_VALUES // max(n_units, 1))
         rows = -(-rows // block) * block + 1
         starts = list(range(0, n_out, rows))
-        pieces = min(len(starts), 4 * n_threads) if n_threads > 1 else 1
-        edges = np.linspace(0, len(starts), pieces + 1).astype(int)
+        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
 
-        def run(piece: tuple[int, int]) -> tuple[int, int]:
+        def run(groups: tuple[int, int]) -> tuple[int, int]:
             done = fallback = 0
-            for g0 in starts[piece[0] : piece[1]]:
+            for g0 in starts[groups[0] : groups[1]]:
                 g1 = min(n_out, g0 + rows)
                 fell_back = self._recursive_checked(
-                    a[g0 : g1 + k - 1], out[g0:g1], smallest
+                    a[g0 : g1 + k - 1], out[g0:g1], smallest, peak_bound
                 )
                 done += g1 - g0
                 fallback += (g1 - g0) * fell_back
             return done, fallback
 
-        items = list(zip(edges[:-1], edges[1:], strict=True))
-        for done, fallback in threads.map_threads(run, items, n_threads):
+        runs = _runs(len(starts), n_threads)
+        for done, fallback in threads.map_threads(run, runs, n_threads):
             self.recursive_rows += done
             self.recursive_fallback_rows += fallback
 
     def _recursive_checked(
-        self, window: np.ndarray, group: np.ndarray, smallest: float
+        self, window: np.ndarray, group: np.ndarray, smallest: float, peak_bound: float
     ) -> bool:
         """One group by the recurrence, or by direct sums if its bound fails.
 
-        Returns whether it fell back to direct sums.
+        ``smallest`` is the smallest non-zero output the group can hold,
+        ``peak_bound`` a bound on its largest. Returns whether it fell back
+        to direct sums.
         """
         memory = _RECURSIVE_BLOCK + self._recursion.memory + 2.0
-        peak_bound = float(np.abs(self.kern).sum()) * self._largest_input
         self._recursive_group(window, group)
         # round-off bound of the group against its smallest possible
         # non-zero output (module constants: see Recursion); the peak output
